@@ -1,0 +1,5 @@
+"""Allow ``python -m hephaestus``."""
+
+from hephaestus.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The brain proposes the next objective: one small, checkable improvement."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hephaestus.agent.manifest import Manifest
+from hephaestus.agent.models import CycleError, Objective, Reason
+from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.llm.base import Role
+from hephaestus.llm.client import RoleModels
+
+_LOG = logging.getLogger(__name__)
+
+INSTRUCTIONS = """
+You are the brain of Hephaestus, an agent that improves a Python repository one small,
+verifiable change at a time. From the manifest, the sources and the recent cycles, propose
+ONE objective that a reviewer can check and that keeps every test passing. Never propose an
+objective listed in blocked_objectives. Reply with a JSON object:
+"objective" (one sentence, or null when nothing is worth doing), "kind", "file_path",
+"symbol" and "rationale".
+"""
+
+
+def generate_next_objective(model_config: RoleModels, current_manifest: Manifest,
+                            current_objective: Objective | None = None,
+                            logger: logging.Logger | None = None) -> Objective | None:
+    """Ask the brain for the next objective; ``None`` when it finds nothing worth doing.
+
+    ``current_objective`` is the objective just worked on, so the brain moves on from it.
+    Objectives that failed repeatedly (``current_manifest.blocked_objectives``) are refused
+    with ``repeated_objective`` even if the model proposes them again.
+    """
+    log = logger or _LOG
+    payload: dict[str, Any] = {
+        "task": "next_objective", "manifest": current_manifest.to_prompt(),
+        "sources": current_manifest.sources,
+        "recent_cycles": list(current_manifest.recent_cycles),
+        "blocked_objectives": list(current_manifest.blocked_objectives),
+        "current_objective": current_objective.to_json() if current_objective else None,
+    }
+    answer = ask_json(model_config, Role.BRAIN, build_messages(INSTRUCTIONS, payload))
+    text = answer.get("objective")
+    if text is None or (isinstance(text, str) and not text.strip()):
+        log.info("brain found no objective", extra={"rationale": str(answer.get("rationale"))})
+        return None
+    if not isinstance(text, str):
+        raise CycleError(Reason.INVALID_PLAN, "brain: 'objective' must be a string or null")
+    objective = Objective(text=" ".join(text.split()), kind=_opt(answer, "kind") or "freeform",
+                          file_path=_opt(answer, "file_path"), symbol=_opt(answer, "symbol"),
+                          rationale=_opt(answer, "rationale") or "")
+    if objective.text in current_manifest.blocked_objectives:
+        raise CycleError(Reason.REPEATED_OBJECTIVE,
+                         f"brain proposed a blocked objective again: {objective.text}")
+    log.info("objective chosen", extra={"objective": objective.text, "kind": objective.kind})
+    return objective
+
+
+def _opt(answer: dict[str, Any], key: str) -> str | None:
+    value = answer.get(key)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,209 @@
+"""Parse patch plans and apply them to a directory: exact, single matches and safe paths only.
+
+Blocks are matched as plain text (never as a regex) and must occur exactly once; a file keeps
+its encoding, byte-order mark, line endings and trailing newline. Anything else fails the
+cycle with ``invalid_plan``, ``patch_conflict`` or ``unsafe_path`` before a byte is written.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from hephaestus.agent.models import CycleError, Operation, Patch, PatchPlan, Reason
+
+_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+_RESERVED_DIRS = (".git", ".hephaestus")
+
+
+def parse_plan(data: Any) -> PatchPlan:
+    """Turn the architect's decoded JSON into a :class:`PatchPlan`, or fail with ``invalid_plan``."""
+    if not isinstance(data, dict):
+        raise _invalid(f"the plan must be a JSON object, got {type(data).__name__}")
+    items = data.get("patches_to_apply")
+    if not isinstance(items, list):
+        raise _invalid("the plan has no 'patches_to_apply' list")
+    if not items:
+        raise _invalid("the plan has no patches")
+    analysis = data.get("analysis", "")
+    patches = tuple(_parse_patch(i, item) for i, item in enumerate(items))
+    return PatchPlan(analysis=analysis if isinstance(analysis, str) else str(analysis),
+                     patches=patches)
+
+
+def _parse_patch(index: int, item: Any) -> Patch:
+    where = f"patch {index}"
+    if not isinstance(item, dict):
+        raise _invalid(f"{where} must be an object")
+    path, op_name = item.get("file_path"), item.get("operation")
+    if not isinstance(path, str) or not path.strip():
+        raise _invalid(f"{where} has no file_path")
+    try:
+        operation = Operation(str(op_name).upper())
+    except ValueError:
+        allowed = ", ".join(o.value for o in Operation)
+        raise _invalid(f"{where} has unknown operation {op_name!r}; allowed: {allowed}") from None
+    content = item.get("content", "")
+    if not isinstance(content, str):
+        raise _invalid(f"{where} content must be a string")
+    block_key = "block_to_delete" if operation is Operation.DELETE_BLOCK else "block_to_replace"
+    block = item.get(block_key, "")
+    if operation in (Operation.REPLACE, Operation.DELETE_BLOCK):
+        if not isinstance(block, str) or not block:
+            raise _invalid(f"{where} ({operation}) needs a non-empty {block_key}")
+    line_number = item.get("line_number")
+    if operation is Operation.INSERT and (
+        not isinstance(line_number, int) or isinstance(line_number, bool) or line_number < 1
+    ):
+        raise _invalid(f"{where} (INSERT) needs a line_number >= 1")
+    return Patch(file_path=path, operation=operation, content=content,
+                 block=block if isinstance(block, str) else "", line_number=line_number)
+
+
+def _invalid(detail: str) -> CycleError:
+    return CycleError(Reason.INVALID_PLAN, detail)
+
+
+def safe_path(root: Path, relative: str) -> Path:
+    """Resolve ``relative`` inside ``root`` or fail with ``unsafe_path``.
+
+    Rejected: absolute paths (POSIX or Windows), ``..`` parts, anything under ``.git/`` or
+    ``.hephaestus/``, NUL bytes, and paths whose symlinks resolve outside ``root``.
+    """
+    if "\x00" in relative:
+        raise _unsafe(relative, "contains a NUL byte")
+    if PurePosixPath(relative).is_absolute() or PureWindowsPath(relative).is_absolute() \
+            or PureWindowsPath(relative).drive:
+        raise _unsafe(relative, "is absolute")
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    if ".." in parts:
+        raise _unsafe(relative, "climbs out with '..'")
+    if parts and parts[0] in _RESERVED_DIRS or any(p == ".git" for p in parts):
+        raise _unsafe(relative, "points into a reserved directory (.git/ or .hephaestus/)")
+    if not parts or parts == (".",):
+        raise _unsafe(relative, "names no file")
+    real_root = root.resolve()
+    target = (real_root / Path(*parts)).resolve()
+    if target != real_root and real_root not in target.parents:
+        raise _unsafe(relative, "resolves through a symlink to outside the repository")
+    return real_root / Path(*parts)
+
+
+def _unsafe(path: str, why: str) -> CycleError:
+    return CycleError(Reason.UNSAFE_PATH, f"path {path!r} {why}")
+
+
+@dataclass
+class TextFile:
+    """A file's text with the encoding, BOM and newline style needed to write it back."""
+
+    text: str
+    encoding: str = "utf-8"
+    bom: bytes = b""
+    newline: str = "\n"
+
+    @classmethod
+    def decode(cls, raw: bytes) -> TextFile:
+        """Decode bytes, remembering BOM, PEP 263 coding cookie and CRLF line endings."""
+        bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
+        body = raw[len(bom):]
+        encoding = "utf-8"
+        cookie = _CODING_RE.search(b"\n".join(body.splitlines()[:2]))
+        if cookie and not bom:
+            encoding = cookie.group(1).decode("ascii")
+        try:
+            text = body.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            encoding = "latin-1"
+            text = body.decode(encoding)
+        newline = "\r\n" if "\r\n" in text else "\n"
+        return cls(text=text.replace("\r\n", "\n"), encoding=encoding, bom=bom, newline=newline)
+
+    def encode(self) -> bytes:
+        """Encode back with the original encoding, BOM and newline style."""
+        text = self.text.replace("\n", self.newline) if self.newline != "\n" else self.text
+        try:
+            return self.bom + text.encode(self.encoding)
+        except UnicodeEncodeError as exc:
+            raise CycleError(Reason.PATCH_CONFLICT,
+                             f"new text cannot be encoded as {self.encoding}: {exc.reason}") from None
+
+
+def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
+    """Apply every patch under ``root``; return the touched paths.
+
+    All patches are checked and computed in memory first, so a plan that fails part-way
+    writes nothing.
+    """
+    pending: dict[str, tuple[Path, TextFile]] = {}
+    for patch in plan.patches:
+        path = safe_path(root, patch.file_path)
+        key = path.relative_to(root.resolve()).as_posix()
+        seen = key in pending
+        if not seen:
+            pending[key] = (path, _read(path, patch) or TextFile(""))
+        current = pending[key][1]
+        exists = seen or patch.operation is not Operation.CREATE_FILE
+        current.text = _apply_one(patch, current.text, exists=exists)
+    for target, current in pending.values():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(current.encode())
+    return tuple(pending)
+
+
+def _read(path: Path, patch: Patch) -> TextFile | None:
+    if patch.operation is Operation.CREATE_FILE:
+        if path.exists():
+            raise CycleError(Reason.PATCH_CONFLICT, f"{patch.file_path} already exists (CREATE_FILE)")
+        return None
+    if not path.is_file():
+        raise CycleError(Reason.PATCH_CONFLICT, f"{patch.file_path} does not exist ({patch.operation})")
+    return TextFile.decode(path.read_bytes())
+
+
+def _apply_one(patch: Patch, text: str, *, exists: bool) -> str:
+    content = patch.content.replace("\r\n", "\n")
+    if patch.operation is Operation.CREATE_FILE:
+        if exists:
+            raise CycleError(Reason.PATCH_CONFLICT, f"{patch.file_path} already exists (CREATE_FILE)")
+        return content if content.endswith("\n") or not content else content + "\n"
+    if patch.operation is Operation.INSERT:
+        return _insert(patch, text, content)
+    start = _find_once(patch, text, patch.block.replace("\r\n", "\n"))
+    end = start + len(patch.block.replace("\r\n", "\n"))
+    replacement = content if patch.operation is Operation.REPLACE else ""
+    new = text[:start] + replacement + text[end:]
+    return _keep_trailing_newline(text, new)
+
+
+def _find_once(patch: Patch, text: str, block: str) -> int:
+    count = text.count(block)
+    if count != 1:
+        what = "not found" if count == 0 else f"found {count} times (ambiguous)"
+        raise CycleError(Reason.PATCH_CONFLICT,
+                         f"{patch.operation} block {what} in {patch.file_path}: {block[:60]!r}")
+    return text.index(block)
+
+
+def _insert(patch: Patch, text: str, content: str) -> str:
+    lines = text.splitlines(keepends=True)
+    index = (patch.line_number or 1) - 1
+    if index > len(lines):
+        raise CycleError(Reason.PATCH_CONFLICT, f"INSERT at line {patch.line_number} of "
+                         f"{patch.file_path}, which has {len(lines)} lines")
+    if lines and index == len(lines) and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if content and not content.endswith("\n"):
+        content += "\n"
+    return _keep_trailing_newline(text, "".join(lines[:index]) + content + "".join(lines[index:]))
+
+
+def _keep_trailing_newline(before: str, after: str) -> str:
+    if before.endswith("\n") and after and not after.endswith("\n"):
+        return after + "\n"
+    if before and not before.endswith("\n") and after.endswith("\n"):
+        return after.rstrip("\n")
+    return after

@@ -1,0 +1,79 @@
+"""Isolated workspaces: a detached git worktree of HEAD per cycle, never the target tree.
+
+Patches are applied and validated in the worktree; a validated change is committed there
+and only then fast-forwarded into the target. Any other outcome deletes the worktree, so
+the target repository stays byte-identical.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hephaestus.agent.gitrepo import GitError, GitRepo, git
+
+
+class WorkspaceError(RuntimeError):
+    """The workspace directory cannot be created or written; the message says where and why."""
+
+
+@dataclass
+class Workspace:
+    """A detached worktree of ``base`` at ``root``."""
+
+    repo: GitRepo
+    root: Path
+    base: str
+
+    @classmethod
+    def create(cls, repo: GitRepo, parent: Path, name: str) -> Workspace:
+        """Add a detached worktree of HEAD at ``parent/name``."""
+        base = repo.require_head()
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            probe = parent / f".probe-{name}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise WorkspaceError(
+                f"workspace directory {parent} is not writable ({exc.strerror}); fix its "
+                f"permissions or set agent.workspace_dir to a writable directory") from None
+        root = parent / name
+        git(["worktree", "add", "--detach", "--quiet", str(root), base], repo.root)
+        return cls(repo=repo, root=root, base=base)
+
+    def commit(self, paths: tuple[str, ...], message: str) -> str:
+        """Commit ``paths`` in the worktree and return the new commit's id."""
+        env = self.repo.identity_env()
+        git(["add", "--", *paths], self.root, env=env)
+        git(["commit", "--quiet", "--no-verify", "-m", message, "--", *paths], self.root, env=env)
+        return git(["rev-parse", "HEAD"], self.root).stdout.strip()
+
+    def changed_paths(self, paths: tuple[str, ...]) -> tuple[str, ...]:
+        """Which of ``paths`` really differ from ``base`` (a patch can be a no-op)."""
+        out = git(["status", "--porcelain", "--untracked-files=all", "--", *paths], self.root).stdout
+        changed = {line[3:] for line in out.splitlines() if line.strip()}
+        return tuple(p for p in paths if p in changed)
+
+    def discard(self) -> None:
+        """Remove the worktree and its administrative files; safe to call twice."""
+        git(["worktree", "remove", "--force", "--force", str(self.root)], self.repo.root, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+        git(["worktree", "prune"], self.repo.root, check=False)
+
+
+def remove_stale_workspaces(repo: GitRepo, parent: Path) -> list[str]:
+    """Delete worktrees left behind by a killed process; return their names."""
+    removed: list[str] = []
+    if parent.is_dir():
+        for child in sorted(parent.iterdir()):
+            if child.is_dir():
+                git(["worktree", "remove", "--force", "--force", str(child)], repo.root, check=False)
+                shutil.rmtree(child, ignore_errors=True)
+                removed.append(child.name)
+    try:
+        git(["worktree", "prune"], repo.root)
+    except GitError:  # pragma: no cover - prune only fails on a broken repository
+        pass
+    return removed
