@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -93,6 +94,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class ServiceConfig:
+    """The long-running service: loop pacing and the HTTP endpoints."""
+
+    interval: float = _spec(30.0, "seconds between cycles of `hephaestus serve`", min=0)
+    host: str = _spec("127.0.0.1", "bind address of /metrics and the API")
+    port: int = _spec(9464, "port of /metrics and the API (0 = any free port)", min=0, max=65535)
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration of one Hephaestus process."""
 
@@ -100,6 +110,7 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
         """Return a copy with ``section={key: value}`` overrides validated like file values."""
@@ -215,6 +226,8 @@ def _validate(key: str, value: Any, kind: type, rules: Mapping[str, Any]) -> Any
     if isinstance(value, _EnvValue):
         value = _from_env(key, value, origin)
     value = _coerce(key, value, origin)
+    if isinstance(value, float) and math.isnan(value):  # NaN passes every range check
+        raise ConfigError(f"{key} = {value!r} must be {_TYPE_NAMES[float]}, not NaN")
     if "choices" in rules and value not in rules["choices"]:
         raise ConfigError(
             f"{key} = {value!r} is not allowed; choose one of: {', '.join(rules['choices'])}"
@@ -242,13 +255,16 @@ def _from_env(key: str, value: _EnvValue, origin: type) -> Any:
             return tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             raise ConfigError(
-                f"{value.name} ({key}) must be an inline TOML table, e.g. {{a = [\"b\"]}}"
+                f"{value.name}={value.text!r} ({key}) must be an inline TOML table, "
+                f"e.g. {{a = [\"b\"]}}"
             ) from None
     if origin in (int, float):
         try:
             return origin(text)
         except ValueError:
-            raise ConfigError(f"{value.name}={value.text!r} ({key}) must be a number") from None
+            raise ConfigError(
+                f"{value.name}={value.text!r} ({key}) must be {_TYPE_NAMES[origin]}"
+            ) from None
     return text
 
 

@@ -25,10 +25,10 @@ def commit_message(objective: Objective) -> str:
     text = objective.text
     if objective.file_path:  # the scope already names the file
         text = re.sub(rf"\s+(in|from|at|of)\s+`?{re.escape(objective.file_path)}(:\d+)?`?", "", text)
-    description = sanitise(text) or "improve code"
+    description = sanitise(text).rstrip(" .:;,") or "improve code"
     if len(description) > 1 and description[1].islower():
         description = description[0].lower() + description[1:]
-    return _truncate(prefix + description.rstrip(" .:;,"), MAX_SUBJECT)
+    return _truncate(prefix + description, MAX_SUBJECT)
 
 
 def sanitise(text: str) -> str:
@@ -41,7 +41,7 @@ def sanitise(text: str) -> str:
 
 def _guess_type(text: str) -> str:
     lowered = text.lower()
-    return next((kind for word, kind in _KEYWORDS if word in lowered), "chore")
+    return next((kind for word, kind in _KEYWORDS if re.search(rf"\b{word}", lowered)), "chore")
 
 
 def _scope(file_path: str | None) -> str:

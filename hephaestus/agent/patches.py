@@ -75,8 +75,8 @@ def safe_path(root: Path, relative: str) -> Path:
     """
     if "\x00" in relative:
         raise _unsafe(relative, "contains a NUL byte")
-    if PurePosixPath(relative).is_absolute() or PureWindowsPath(relative).is_absolute() \
-            or PureWindowsPath(relative).drive:
+    if PurePosixPath(relative.replace("\\", "/")).is_absolute() \
+            or PureWindowsPath(relative).is_absolute() or PureWindowsPath(relative).drive:
         raise _unsafe(relative, "is absolute")
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if ".." in parts:
@@ -148,9 +148,10 @@ def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
         current = pending[key][1]
         exists = seen or patch.operation is not Operation.CREATE_FILE
         current.text = _apply_one(patch, current.text, exists=exists)
-    for target, current in pending.values():
+    encoded = [(target, current.encode()) for target, current in pending.values()]
+    for target, data in encoded:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(current.encode())
+        target.write_bytes(data)
     return tuple(pending)
 
 
@@ -181,6 +182,8 @@ def _apply_one(patch: Patch, text: str, *, exists: bool) -> str:
 
 def _find_once(patch: Patch, text: str, block: str) -> int:
     count = text.count(block)
+    if count == 1 and text.find(block, text.index(block) + 1) != -1:
+        count = 2  # overlapping occurrences, which str.count does not see
     if count != 1:
         what = "not found" if count == 0 else f"found {count} times (ambiguous)"
         raise CycleError(Reason.PATCH_CONFLICT,

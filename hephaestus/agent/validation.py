@@ -34,8 +34,8 @@ def check_syntax(root: Path, paths: Sequence[str]) -> None:
             elif path.endswith(".toml"):
                 tomllib.loads(text)
         except SyntaxError as exc:
-            raise CycleError(Reason.SYNTAX_ERROR,
-                             f"{path}:{exc.lineno}: {exc.msg}") from None
+            where = f"{path}:{exc.lineno}" if exc.lineno else path
+            raise CycleError(Reason.SYNTAX_ERROR, f"{where}: {exc.msg}") from None
         except (ValueError, tomllib.TOMLDecodeError) as exc:
             raise CycleError(Reason.SYNTAX_ERROR, f"{path}: {exc}") from None
 

@@ -1,0 +1,215 @@
+"""The ``hephaestus`` command: parses arguments, builds objects, prints. No business logic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from hephaestus import __version__
+from hephaestus.agent.build import build_runner, memory_path
+from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
+from hephaestus.agent.memory import Memory, MemoryStoreError
+from hephaestus.agent.workspace import WorkspaceError
+from hephaestus.config import Config, ConfigError, describe, load_config
+from hephaestus.display import CycleProgress, config_toml, history_table, summary_table
+from hephaestus.sample import create_demo_repo
+from hephaestus.telemetry.logs import configure_logging
+
+EXIT_USAGE = 2
+EXIT_RUNTIME = 1
+
+
+class UsageError(Exception):
+    """Arguments that cannot work together; exit code 2."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser, project: bool = True) -> None:
+    parser.add_argument("--config", type=Path, help="hephaestus.toml to load "
+                        "(default: $HEPHAESTUS_CONFIG, else built-in defaults)")
+    if project:
+        parser.add_argument("--project", type=Path, default=Path("."),
+                            help="git repository to improve (default: current directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="hephaestus", description=(
+        "An observable autonomous agent that improves a git repository in validated cycles."))
+    parser.add_argument("--version", action="version", version=f"hephaestus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run N improvement cycles against a repository")
+    _common(run)
+    run.add_argument("--cycles", type=_positive, default=1, help="cycles to run (default 1)")
+    run.add_argument("--provider", choices=("offline", "openai"), help="override agent.provider")
+    run.add_argument("--objective", help="objective of the first cycle (default: the brain picks)")
+    run.add_argument("--correlation-id", help="correlation id of the cycle (needs --cycles 1)")
+
+    demo = sub.add_parser("demo", help="run cycles on a fresh copy of the bundled sample project")
+    _common(demo, project=False)
+    demo.add_argument("--cycles", type=_positive, default=12, help="cycles to run (default 12)")
+    demo.add_argument("--workdir", type=Path, help="new or empty directory for the demo repo "
+                      "(default: a new temporary directory)")
+    demo.add_argument("--provider", choices=("offline", "openai"), help="override agent.provider")
+
+    serve = sub.add_parser("serve", help="run cycles continuously until SIGINT/SIGTERM")
+    _common(serve)
+    serve.add_argument("--interval", type=_non_negative_float, default=None,
+                       help="seconds to wait between cycles (default: service.interval)")
+
+    history = sub.add_parser("history", help="list recent cycles from memory")
+    _common(history)
+    history.add_argument("--limit", type=_positive, default=20, help="rows to show (default 20)")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    config = sub.add_parser("config", help="inspect configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print the effective config, secrets masked")
+    _common(show, project=False)
+    show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    provider = getattr(args, "provider", None)
+    if provider:
+        config = config.with_overrides(agent={"provider": provider})
+    configure_logging(config.logging.level, config.logging.format, stream=_Stderr())
+    return config
+
+
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is now, so rich's live display can redirect logs."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def _run_cycles(config: Config, project: Path, cycles: int, objective: str | None,
+                correlation_id: str | None, console: Console) -> int:
+    results = []
+    with CycleProgress(console, cycles) as progress:
+        runner = build_runner(config, project, on_stage=progress.on_stage)
+        try:
+            for index in range(cycles):
+                result = runner.run_cycle(objective=objective if index == 0 else None,
+                                          correlation_id=correlation_id)
+                results.append(result)
+                progress.cycle_done(result)
+        finally:
+            runner.close()
+    console.print(summary_table(results))
+    succeeded = sum(r.outcome.value == "succeeded" for r in results)
+    console.print(f"{succeeded}/{len(results)} cycles succeeded; history: "
+                  f"hephaestus history --project {runner.repo.root}", highlight=False)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus run``."""
+    if args.correlation_id is not None and args.cycles != 1:
+        raise UsageError("--correlation-id names one cycle; use it with --cycles 1")
+    if args.correlation_id is not None and not args.correlation_id.strip():
+        raise UsageError("--correlation-id must not be empty")
+    config = _load(args)
+    return _run_cycles(config, args.project, args.cycles, args.objective, args.correlation_id,
+                       console)
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus demo``."""
+    config = _load(args)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hephaestus-demo-"))
+    repo = create_demo_repo(workdir)
+    console.print(f"demo repository: {repo} (provider: {config.agent.provider})", highlight=False)
+    code = _run_cycles(config, repo, args.cycles, None, None, console)
+    console.print(f"see the commits: git -C {repo} log --oneline", highlight=False)
+    return code
+
+
+def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus serve``."""
+    from hephaestus.service.loop import serve_forever
+
+    config = _load(args)
+    interval = args.interval if args.interval is not None else config.service.interval
+    return serve_forever(config, args.project, interval=interval, console=console)
+
+
+def cmd_history(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus history``."""
+    config = load_config(args.config)
+    repo = GitRepo.open(args.project)
+    path = memory_path(config, repo)
+    if not path.exists():
+        console.print(f"no cycles recorded yet ({path} does not exist)", highlight=False)
+        return 0
+    memory = Memory(path)
+    try:
+        rows = memory.recent(args.limit)
+    finally:
+        memory.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+    else:
+        console.print(history_table(rows))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus config show``."""
+    shown = describe(load_config(args.config))
+    if args.json:
+        print(json.dumps(shown, indent=2))
+    else:
+        print(config_toml(shown))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "run": cmd_run, "demo": cmd_demo, "serve": cmd_serve, "history": cmd_history,
+    "config": cmd_config,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hephaestus`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        return COMMANDS[args.command](args, console)
+    except (UsageError, ConfigError, NotAGitRepository, FileExistsError) as exc:
+        print(f"hephaestus: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError) as exc:
+        print(f"hephaestus: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+

@@ -1,0 +1,116 @@
+"""Terminal rendering with rich: live cycle progress, summary and history tables, config."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hephaestus.agent.models import CycleResult, Stage
+
+OUTCOME_STYLES = {"succeeded": "green", "rejected": "yellow", "failed": "red", "aborted": "magenta"}
+
+
+class CycleProgress:
+    """A live line per run: ``cycle 3/10 · validate`` with a spinner and elapsed time."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self._total = total
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  TimeElapsedColumn(), console=console, transient=True,
+                                  disable=not console.is_terminal)
+        self._task = self._progress.add_task("starting", total=total)
+        self._done = 0
+
+    def __enter__(self) -> CycleProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def on_stage(self, result: CycleResult, stage: Stage) -> None:
+        """Show the stage the current cycle has reached."""
+        self._progress.update(self._task, description=(
+            f"cycle {self._done + 1}/{self._total} · {stage.value}"))
+
+    def cycle_done(self, result: CycleResult) -> None:
+        """Advance by one finished cycle and print its one-line result."""
+        self._done += 1
+        self._progress.update(self._task, advance=1)
+        style = OUTCOME_STYLES.get(result.outcome.value, "")
+        self._progress.console.print(
+            f"cycle {result.cycle_number}: [{style}]{result.outcome.value}[/] "
+            f"({result.reason.value}) in {result.duration:.2f}s", highlight=False)
+
+
+def summary_table(results: Iterable[CycleResult]) -> Table:
+    """One row per cycle: outcome, reason, duration, commit, objective."""
+    table = Table(title="Hephaestus cycles", title_justify="left")
+    for column in ("#", "outcome", "reason", "duration", "commit", "objective"):
+        table.add_column(column, overflow="fold" if column == "objective" else "ellipsis",
+                         justify="right" if column in ("#", "duration") else "left")
+    for r in results:
+        table.add_row(str(r.cycle_number), _styled(r.outcome.value), r.reason.value,
+                      f"{r.duration:.2f}s", (r.commit_sha or "-")[:10],
+                      r.objective.text if r.objective else "-")
+    return table
+
+
+def history_table(rows: Iterable[Mapping[str, Any]]) -> Table:
+    """Recent cycles from memory, newest first, with their correlation and trace ids."""
+    table = Table(title="Recent cycles", title_justify="left")
+    for column in ("#", "started", "outcome", "reason", "duration", "commit", "correlation_id",
+                   "trace_id", "objective"):
+        table.add_column(column, overflow="fold" if column == "objective" else "ellipsis")
+    for row in rows:
+        started = row.get("started_at") or 0
+        finished = row.get("finished_at") or started
+        table.add_row(str(row["cycle_number"]), _local(started), _styled(row.get("outcome") or "running"),
+                      row.get("reason") or "-", f"{finished - started:.2f}s",
+                      (row.get("commit_sha") or "-")[:10], row["correlation_id"],
+                      row.get("trace_id") or "-", row.get("objective") or "-")
+    return table
+
+
+def _styled(outcome: str) -> str:
+    style = OUTCOME_STYLES.get(outcome)
+    return f"[{style}]{outcome}[/]" if style else outcome
+
+
+def _local(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
+
+
+def config_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """Render nested dicts as TOML (values in JSON syntax, which TOML accepts for these types)."""
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def age(timestamp: float | None) -> str:
+    """A short human age like ``42s`` or ``3m``."""
+    if not timestamp:
+        return "-"
+    seconds = max(0, int(time.time() - timestamp))
+    return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"

@@ -1,0 +1,1 @@
+"""The long-running service: continuous cycles, HTTP endpoints, graceful shutdown."""

@@ -1,0 +1,41 @@
+"""The cycle context every signal carries: correlation id, stage and extra fields.
+
+Kept in contextvars so logs, spans and metrics read the same values without passing them
+around; the cycle runner sets them through :func:`cycle_context` and :func:`stage_context`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hephaestus_correlation_id", default=None)
+stage_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hephaestus_stage", default=None)
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the cycle running in this context, if any."""
+    return correlation_id_var.get()
+
+
+@contextlib.contextmanager
+def cycle_context(correlation_id: str) -> Iterator[None]:
+    """Set the correlation id for everything inside the block."""
+    token = correlation_id_var.set(correlation_id)
+    try:
+        yield
+    finally:
+        correlation_id_var.reset(token)
+
+
+@contextlib.contextmanager
+def stage_context(stage: str) -> Iterator[None]:
+    """Set the current stage for everything inside the block."""
+    token = stage_var.set(stage)
+    try:
+        yield
+    finally:
+        stage_var.reset(token)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a sample target repo and a scripted LLM server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from factories import ScriptedLLMServer, make_target_repo  # noqa: E402
+
+
+@pytest.fixture
+def sample_repo(tmp_path: Path) -> Path:
+    """A fresh git repo holding the bundled sample project."""
+    return make_target_repo(tmp_path / "target", sample=True)
+
+
+@pytest.fixture
+def llm_server() -> Iterator[ScriptedLLMServer]:
+    """A running scripted OpenAI-compatible server."""
+    with ScriptedLLMServer() as server:
+        yield server
+
+
+def require_binary(name: str) -> str:
+    """The path of ``name``; skip without it locally, fail in CI (``CI=true``)."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed; `make test` installs it (Debian package)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

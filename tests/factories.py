@@ -1,0 +1,258 @@
+"""Factories for tests: configs, loggers, target repos, agents and a scripted LLM server.
+
+The LLM server is a real HTTP server on a real socket that speaks the OpenAI Chat
+Completions protocol; each test scripts its answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from hephaestus.agent.build import build_runner
+from hephaestus.agent.orchestrator import CycleRunner
+from hephaestus.config import Config
+from hephaestus.llm.base import Message, Role
+from hephaestus.llm.jsontext import extract_json
+from hephaestus.llm.offline import OfflineProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "examples" / "inventory"
+GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+
+# -- config and logging ---------------------------------------------------------------------
+def make_config(**sections: Mapping[str, Any]) -> Config:
+    """A default config with ``section={key: value}`` overrides (validated like a file)."""
+    return Config().with_overrides(**sections) if sections else Config()
+
+
+class ListHandler(logging.Handler):
+    """Keeps every record it handles, for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+
+def make_logger(name: str = "hephaestus.test") -> tuple[logging.Logger, ListHandler]:
+    """A logger whose records are kept in the returned handler."""
+    logger = logging.getLogger(f"{name}.{id(object())}")
+    logger.setLevel(logging.DEBUG)
+    handler = ListHandler()
+    logger.addHandler(handler)
+    return logger, handler
+
+
+# -- git repos --------------------------------------------------------------------------------
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` with a test identity and return stdout."""
+    import os
+
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}, check=True)
+    return proc.stdout
+
+
+def make_target_repo(path: Path, files: Mapping[str, str] | None = None, *,
+                     sample: bool = False) -> Path:
+    """A git repo at ``path`` with one commit: the sample project and/or ``files``."""
+    path.mkdir(parents=True, exist_ok=True)
+    if sample:
+        shutil.copytree(SAMPLE, path, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    for name, text in (files or {}).items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def repo_snapshot(path: Path) -> dict[str, Any]:
+    """HEAD, porcelain status and every file's bytes outside .git/ and .hephaestus/."""
+    files = {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
+             if p.is_file() and not {".git", ".hephaestus"} & set(p.relative_to(path).parts)}
+    return {"head": git(path, "rev-parse", "HEAD").strip(),
+            "status": git(path, "status", "--porcelain", "--untracked-files=all"),
+            "files": files}
+
+
+def make_agent(config: Config, repo: Path, **kwargs: Any) -> CycleRunner:
+    """A ready cycle runner on ``repo``."""
+    return build_runner(config, repo, **kwargs)
+
+
+# -- a scripted OpenAI-compatible server -----------------------------------------------------
+@dataclass
+class Reply:
+    """One scripted HTTP answer."""
+
+    status: int = 200
+    body: Any = None
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+
+def chat_reply(content: str, model: str = "test-model", prompt_tokens: int = 11,
+               completion_tokens: int = 7) -> Reply:
+    """A successful Chat Completions answer carrying ``content``."""
+    return Reply(body={
+        "id": "chatcmpl-test", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens}})
+
+
+_TASK_ROLES = {"next_objective": Role.BRAIN, "patch_plan": Role.ARCHITECT,
+               "review": Role.CODE_REVIEWER, "strategy": Role.MAESTRO}
+
+
+def model_like_reply(request: dict[str, Any], seed: int = 0) -> Reply:
+    """Answer an agent prompt the way a model would, using the offline engine's logic."""
+    messages = [Message(m["role"], m["content"]) for m in request["messages"]]
+    role = _TASK_ROLES[extract_json(messages[-1].content)["task"]]
+    completion = OfflineProvider(seed).chat(role, request["model"], messages)
+    return chat_reply("Here is my answer:\n```json\n" + completion.text + "\n```",
+                      model=request["model"])
+
+
+@dataclass
+class Request:
+    """One request the server received."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+
+
+class ScriptedLLMServer:
+    """A real HTTP server answering ``POST .../chat/completions`` from a script.
+
+    ``script`` is consumed in order; when empty, ``default(request_body)`` answers.
+    """
+
+    def __init__(self, default: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+        self.requests: list[Request] = []
+        self._script: list[Reply | Callable[[dict[str, Any]], Reply]] = []
+        self._default = default or (lambda _body: Reply(status=500, body={"error": "unscripted"}))
+        self._lock = threading.Lock()
+        server = self
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(server))
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def script(self, replies: Iterable[Reply | Callable[[dict[str, Any]], Reply]]) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            item = self._script.pop(0) if self._script else self._default
+        return item(body) if callable(item) else item
+
+    def models_requested(self) -> list[str]:
+        return [r.body["model"] for r in self.requests if r.body]
+
+    def __enter__(self) -> ScriptedLLMServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def _handler_class(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # silence stderr
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            server.requests.append(Request(self.path, dict(self.headers), body))
+            reply = server.next_reply(body or {})
+            if reply.delay:
+                time.sleep(reply.delay)
+            payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    return Handler
+
+
+def task_of(request: dict[str, Any]) -> str:
+    """The agent task (next_objective, patch_plan, review, strategy) of a chat request."""
+    return extract_json(request["messages"][-1]["content"])["task"]
+
+
+def answer_by_task(**answers: str | Reply | Callable[[dict[str, Any]], Reply]) -> Callable[
+        [dict[str, Any]], Reply]:
+    """A server default that answers some tasks as scripted and the rest like a model.
+
+    ``answers`` maps a task name to the model's text (wrapped in a chat reply), a
+    :class:`Reply`, or a function of the request.
+    """
+    def answer(request: dict[str, Any]) -> Reply:
+        scripted = answers.get(task_of(request))
+        if scripted is None:
+            return model_like_reply(request)
+        if isinstance(scripted, str):
+            return chat_reply(scripted, model=request["model"])
+        return scripted(request) if callable(scripted) else scripted
+
+    return answer
+
+
+def openai_config(server: ScriptedLLMServer, models: Mapping[str, list[str]] | None = None,
+                  **sections: Mapping[str, Any]) -> Config:
+    """A config using the openai provider against ``server`` (no API key)."""
+    roles = ("brain", "architect", "code_reviewer", "maestro")
+    llm = {"base_url": server.base_url, "api_key_env": "", "request_timeout": 5.0,
+           "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
+           **sections.pop("llm", {})}
+    return make_config(agent={"provider": "openai", **sections.pop("agent", {})}, llm=llm,
+                       **sections)

@@ -1,0 +1,139 @@
+"""The ``hephaestus`` command end to end, as a user runs it: a real process on a real repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factories import git, make_target_repo
+
+pytestmark = pytest.mark.slow
+
+
+def hephaestus(*args: str, cwd: Path | None = None, env: dict | None = None,
+               timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HEPHAESTUS_LOGGING_FORMAT": "json", **(env or {})}
+    full_env.pop("HEPHAESTUS_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "hephaestus", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_five_cycles_commits_changes_whose_tests_pass(sample_repo):
+    start = git(sample_repo, "rev-parse", "HEAD").strip()
+    proc = hephaestus("run", "--project", str(sample_repo), "--cycles", "5")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "succeeded" in proc.stdout and "5/5 cycles succeeded" in proc.stdout
+    commits = git(sample_repo, "rev-list", f"{start}..HEAD").split()
+    assert len(commits) == 5
+    subjects = git(sample_repo, "log", "--format=%s", f"{start}..HEAD").splitlines()
+    assert all(len(s) <= 72 and ":" in s for s in subjects)
+    assert git(sample_repo, "status", "--porcelain") == ""
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=sample_repo,
+                           capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert sum(e["event"] == "cycle finished" for e in events) == 5
+
+
+def test_a_failed_cycle_leaves_head_and_status_untouched(sample_repo):
+    head = git(sample_repo, "rev-parse", "HEAD")
+    proc = hephaestus("run", "--project", str(sample_repo), "--objective",
+                      "Rewrite the warehouse in Rust")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "failed" in proc.stdout and "invalid_plan" in proc.stdout
+    assert git(sample_repo, "rev-parse", "HEAD") == head
+    assert git(sample_repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_rejected_cycle_leaves_head_and_status_untouched(tmp_path):
+    repo = make_target_repo(tmp_path / "clean", {"clean.py": '"""Nothing to improve."""\n'})
+    head = git(repo, "rev-parse", "HEAD")
+    proc = hephaestus("run", "--project", str(repo), "--cycles", "2")
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("no_objective") >= 2
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_demo_makes_real_commits_in_a_fresh_repo(tmp_path):
+    workdir = tmp_path / "demo"
+    proc = hephaestus("demo", "--cycles", "3", "--workdir", str(workdir))
+
+    assert proc.returncode == 0, proc.stderr
+    assert f"demo repository: {workdir}" in proc.stdout
+    assert len(git(workdir, "rev-list", "HEAD").split()) == 4  # the import + 3 cycles
+    again = hephaestus("demo", "--workdir", str(workdir))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_history_lists_cycles_with_their_ids(sample_repo):
+    hephaestus("run", "--project", str(sample_repo), "--cycles", "2")
+    proc = hephaestus("history", "--project", str(sample_repo), "--json")
+
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["cycle_number"] for r in rows] == [2, 1]
+    assert all(r["correlation_id"] and r["outcome"] == "succeeded" for r in rows)
+    table = hephaestus("history", "--project", str(sample_repo), "--limit", "1")
+    assert "Recent cycles" in table.stdout
+
+
+def test_history_without_memory_says_so(tmp_path):
+    repo = make_target_repo(tmp_path / "fresh", {"a.py": "x = 1\n"})
+    proc = hephaestus("history", "--project", str(repo))
+    assert proc.returncode == 0 and "no cycles recorded yet" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("run", "--project", "{tmp}"), "is not a git repository"),
+    (("run", "--project", "{tmp}/missing"), "is not a directory"),
+    (("run", "--cycles", "0"), "must be >= 1"),
+    (("run", "--cycles", "2", "--correlation-id", "abc"), "use it with --cycles 1"),
+    (("run", "--provider", "magic"), "invalid choice"),
+    (("run", "--config", "{tmp}/nope.toml"), "does not exist"),
+])
+def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):
+    proc = hephaestus(*(a.format(tmp=tmp_path) for a in args), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_a_bad_config_value_names_key_value_and_allowed(tmp_path, sample_repo):
+    config = tmp_path / "hephaestus.toml"
+    config.write_text('[agent]\nprovider = "gpt"\n')
+    proc = hephaestus("run", "--project", str(sample_repo), "--config", str(config))
+    assert proc.returncode == 2
+    assert "agent.provider = 'gpt'" in proc.stderr and "offline, openai" in proc.stderr
+
+
+def test_openai_provider_without_its_key_is_a_config_error(sample_repo):
+    env = {"HEPHAESTUS_LLM_API_KEY_ENV": "HEPHAESTUS_TEST_MISSING_KEY"}
+    proc = hephaestus("run", "--project", str(sample_repo), "--provider", "openai", env=env)
+    assert proc.returncode == 2
+    assert "$HEPHAESTUS_TEST_MISSING_KEY" in proc.stderr
+
+
+def test_config_show_masks_the_key_and_round_trips_as_toml(tmp_path):
+    import tomllib
+
+    env = {"HEPHAESTUS_LLM_API_KEY_ENV": "MY_KEY", "MY_KEY": "sk-secret-value",
+           "HEPHAESTUS_AGENT_SEED": "7"}
+    proc = hephaestus("config", "show", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sk-secret-value" not in proc.stdout
+    shown = tomllib.loads(proc.stdout)
+    assert shown["llm"]["api_key"] == "****" and shown["agent"]["seed"] == 7
+
+
+def test_help_exists_for_every_command():
+    for command in ("run", "demo", "serve", "history", "config"):
+        proc = hephaestus(command, "--help")
+        assert proc.returncode == 0 and "usage: hephaestus" in proc.stdout
