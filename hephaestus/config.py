@@ -20,6 +20,8 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "HEPHAESTUS_"
 ENV_CONFIG_FILE = "HEPHAESTUS_CONFIG"
+# set by the agent for its own subprocesses, not configuration
+_ENV_NOT_CONFIG = {ENV_CONFIG_FILE, "HEPHAESTUS_SPAN_FILE"}
 ROLES = ("brain", "architect", "code_reviewer", "maestro")
 VALIDATION_STEPS = ("syntax", "pytest")
 
@@ -28,7 +30,7 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range; the message says the fix."""
 
 
-def _spec(default: Any, help: str, **rules: Any) -> Any:  # noqa: A002
+def _spec(default: Any, help: str, **rules: Any) -> Any:
     """Declare a field with its default, a one-line help and validation rules."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help, **rules})
@@ -94,6 +96,23 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """Traces, metrics and what they may contain. Standard ``OTEL_*`` variables win over this."""
+
+    enabled: bool = _spec(True, "record traces (metrics and logs are always on)")
+    otlp_endpoint: str = _spec("", "OTLP traces endpoint; empty = $OTEL_EXPORTER_OTLP_* or none")
+    otlp_protocol: str = _spec("http/protobuf", "OTLP protocol", choices=("http/protobuf", "grpc"))
+    local_traces: bool = _spec(True, "also write spans to <project>/.hephaestus/traces.jsonl")
+    traces_file: str = _spec("", "path of the local span file; empty = the default above")
+    capture_content: bool = _spec(False, "record prompt/completion text on spans (off: hash+length)")
+    environment: str = _spec("development", "deployment.environment.name resource attribute")
+    shutdown_timeout: float = _spec(5.0, "seconds shutdown may spend flushing", min=0.1, max=5)
+    export_timeout: float = _spec(3.0, "seconds one OTLP export may take", min=0.1)
+    max_queue_size: int = _spec(2048, "spans buffered before new ones are dropped", min=16)
+    schedule_delay: float = _spec(0.5, "seconds between background exports", min=0.01)
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """The long-running service: loop pacing and the HTTP endpoints."""
 
@@ -111,6 +130,7 @@ class Config:
     llm: LLMConfig = field(default_factory=LLMConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
         """Return a copy with ``section={key: value}`` overrides validated like file values."""
@@ -148,7 +168,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     overrides: dict[str, dict[str, Any]] = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
             continue
         section, key = _env_target(name)
         overrides.setdefault(section, {})[key] = _EnvValue(name, value)

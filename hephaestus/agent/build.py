@@ -6,14 +6,17 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from hephaestus import telemetry
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory
-from hephaestus.agent.orchestrator import CycleRunner, StageListener
+from hephaestus.agent.models import Reason, Stage
+from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
 from hephaestus.agent.workspace import remove_stale_workspaces
 from hephaestus.config import Config
 from hephaestus.llm.base import Provider
 from hephaestus.llm.client import RoleModels
 from hephaestus.llm.offline import OFFLINE_MODEL, OfflineProvider
+from hephaestus.telemetry import SpanExporter
 
 
 def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleModels:
@@ -33,10 +36,19 @@ def memory_path(config: Config, repo: GitRepo) -> Path:
     return Path(configured) if configured else repo.agent_dir / "memory.db"
 
 
+def span_file_path(config: Config, repo: GitRepo) -> Path:
+    """The local span file: configured, or ``.hephaestus/traces.jsonl`` in the repo."""
+    configured = config.telemetry.traces_file
+    return Path(configured) if configured else repo.agent_dir / "traces.jsonl"
+
+
 def build_runner(config: Config, project: Path, *, logger: logging.Logger | None = None,
-                 on_stage: StageListener | None = None,
-                 env: Mapping[str, str] | None = None) -> CycleRunner:
-    """Open the repo and memory, recover from an earlier crash, and return a runner."""
+                 on_stage: StageListener | None = None, env: Mapping[str, str] | None = None,
+                 span_exporter: SpanExporter | None = None) -> CycleRunner:
+    """Open the repo and memory, set up telemetry, recover from a crash, return a runner.
+
+    ``span_exporter`` adds an exporter (tests use an in-memory one).
+    """
     repo = GitRepo.open(project)
     repo.require_head()
     repo.ignore_agent_dir()
@@ -46,7 +58,15 @@ def build_runner(config: Config, project: Path, *, logger: logging.Logger | None
     except Exception:
         memory.close()
         raise
-    runner = CycleRunner(config, repo, models, memory, logger=logger, on_stage=on_stage)
+    handle = telemetry.setup_telemetry(config.telemetry, span_file=span_file_path(config, repo),
+                                       models=models.all_models, env=env,
+                                       extra_exporter=span_exporter)
+    telemetry.declare_series(
+        outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
+        stages=[s.value for s in Stage], agents=list(AGENT_OF_STAGE.values()),
+        provider=models.provider.name, models=models.all_models)
+    runner = CycleRunner(config, repo, models, memory, logger=logger, on_stage=on_stage,
+                         telemetry_handle=handle)
     remove_stale_workspaces(repo, runner.workspaces_dir)
     memory.mark_interrupted()
     return runner

@@ -86,6 +86,8 @@ class Memory:
             fix = "another process holds a lock on it; stop it or wait, then retry"
         elif "readonly" in text or "read-only" in text or "unable to open" in text:
             fix = "it is not writable; fix its permissions or set agent.memory_path"
+        elif isinstance(exc, sqlite3.IntegrityError):
+            fix = "it already holds a cycle with this correlation id; use a new one"
         else:
             fix = ("it looks corrupt; move it aside (it is never reset automatically) or restore "
                    "a backup, then start again")

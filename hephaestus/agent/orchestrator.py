@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hephaestus import telemetry
 from hephaestus.agent import validation
 from hephaestus.agent.architect import plan_patch
 from hephaestus.agent.brain import generate_next_objective
@@ -38,6 +39,8 @@ from hephaestus.llm.client import RoleModels, Usage, usage_scope
 _LOG = logging.getLogger("hephaestus.cycle")
 
 StageListener = Callable[[CycleResult, Stage], None]
+AGENT_OF_STAGE = {Stage.OBJECTIVE: "brain", Stage.PLAN: "architect", Stage.REVIEW: "code_reviewer",
+                  Stage.STRATEGY: "maestro"}
 
 
 @dataclass
@@ -57,13 +60,15 @@ class CycleRunner:
 
     def __init__(self, config: Config, repo: GitRepo, models: RoleModels, memory: Memory,
                  logger: logging.Logger | None = None,
-                 on_stage: StageListener | None = None) -> None:
+                 on_stage: StageListener | None = None,
+                 telemetry_handle: telemetry.Telemetry | None = None) -> None:
         self.config = config
         self.repo = repo
         self.models = models
         self.memory = memory
         self.log = logger or _LOG
         self.on_stage = on_stage
+        self.telemetry = telemetry_handle
         self.last_objective: Objective | None = None
 
     @property
@@ -79,8 +84,10 @@ class CycleRunner:
                              cycle_number=self.memory.next_cycle_number(),
                              provider=self.models.provider.name, started_at=time.time())
         state = _CycleState(result)
-        self.memory.start_cycle(result)
-        with usage_scope() as usage:
+        with telemetry.cycle_span(result.correlation_id, result.cycle_number) as root, \
+                usage_scope() as usage:
+            result.trace_id = root.trace_id
+            self.memory.start_cycle(result)
             try:
                 self._run_stages(state, objective)
                 result.end(Reason.COMMITTED, f"committed {result.commit_sha}")
@@ -88,15 +95,15 @@ class CycleRunner:
                 result.end(exc.reason, exc.detail)
             except KeyboardInterrupt:
                 result.end(Reason.SHUTDOWN, "interrupted by the operator")
-                self._finish(state, usage)
+                self._finish(state, usage, root)
                 raise
             except Exception as exc:
                 self.log.exception("internal error in cycle")
                 result.end(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-            self._finish(state, usage)
+            self._finish(state, usage, root)
         return result
 
-    def _finish(self, state: _CycleState, usage: Usage) -> None:
+    def _finish(self, state: _CycleState, usage: Usage, root: telemetry.CycleSpan) -> None:
         result = state.result
         if state.workspace is not None:
             state.workspace.discard()
@@ -106,21 +113,26 @@ class CycleRunner:
         with self._stage(result, Stage.RECORD):
             result.finished_at = time.time()
             self.memory.finish_cycle(result)
+        root.finish(result.outcome.value, result.reason.value, {
+            "llm_calls": result.llm_calls, "usage.input_tokens": result.input_tokens,
+            "usage.output_tokens": result.output_tokens})
+        telemetry.record_cycle(result.outcome.value, result.reason.value, result.duration, root)
         self.log.info("cycle finished", extra={
             "outcome": result.outcome.value, "reason": result.reason.value,
             "detail": result.detail, "duration_s": round(result.duration, 3),
-            "commit": result.commit_sha})
+            "commit": result.commit_sha, "objective": getattr(result.objective, "text", None)})
 
     @contextlib.contextmanager
     def _stage(self, result: CycleResult, stage: Stage) -> Iterator[None]:
-        if self.on_stage is not None:
-            self.on_stage(result, stage)
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - started
-            result.durations[stage.value] = result.durations.get(stage.value, 0.0) + elapsed
+        with telemetry.stage_span(stage.value, AGENT_OF_STAGE.get(stage)):
+            if self.on_stage is not None:
+                self.on_stage(result, stage)
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                elapsed = time.perf_counter() - started
+                result.durations[stage.value] = result.durations.get(stage.value, 0.0) + elapsed
 
     def _run_stages(self, state: _CycleState, objective_text: str | None) -> None:
         result = state.result
@@ -200,8 +212,15 @@ class CycleRunner:
 
     def _run_tests(self, state: _CycleState) -> None:
         config = self.config.validation
-        run = validation.run_pytest(state.workspace.root, config.pytest_args,
-                                    timeout=config.pytest_timeout)
+        with telemetry.tool_span("pytest") as tool:
+            try:
+                run = validation.run_pytest(state.workspace.root,
+                                            [*tool.pytest_args(), *config.pytest_args],
+                                            timeout=config.pytest_timeout, env=tool.env())
+            except CycleError as exc:
+                tool.result(exc.reason.value)
+                raise
+            tool.result(run.result, run.exit_code)
         if run.result == "failed":
             tail = run.output_tail.strip().splitlines()[-1:] or [""]
             raise CycleError(Reason.TESTS_FAILED,
@@ -222,6 +241,8 @@ class CycleRunner:
         result.commit_sha = sha
 
     def close(self) -> None:
-        """Release the models' connections and the memory database."""
+        """Release connections and the memory database; flush telemetry within its deadline."""
         self.models.close()
         self.memory.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()

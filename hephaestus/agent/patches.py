@@ -81,7 +81,7 @@ def safe_path(root: Path, relative: str) -> Path:
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if ".." in parts:
         raise _unsafe(relative, "climbs out with '..'")
-    if parts and parts[0] in _RESERVED_DIRS or any(p == ".git" for p in parts):
+    if (parts and parts[0] in _RESERVED_DIRS) or any(p == ".git" for p in parts):
         raise _unsafe(relative, "points into a reserved directory (.git/ or .hephaestus/)")
     if not parts or parts == (".",):
         raise _unsafe(relative, "names no file")

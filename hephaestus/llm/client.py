@@ -7,6 +7,7 @@ import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hephaestus import telemetry
 from hephaestus.llm.base import Completion, LLMError, Message, Provider, Role
 
 
@@ -64,7 +65,7 @@ class RoleModels:
         last: LLMError | None = None
         for model in self._models[role]:
             try:
-                completion = self.provider.chat(role, model, messages)
+                completion = self._call(role, model, messages)
             except LLMError as exc:
                 last = exc
                 continue
@@ -72,8 +73,17 @@ class RoleModels:
             if usage is not None:
                 usage.add(completion)
             return completion
-        assert last is not None  # noqa: S101 - every role has at least one model (config check)
+        assert last is not None
         raise last
+
+    def _call(self, role: Role, model: str, messages: Sequence[Message]) -> Completion:
+        provider = self.provider
+        with telemetry.chat_span(provider.name, model, provider.server_address,
+                                 provider.server_port) as call:
+            completion = provider.chat(role, model, messages)
+            call.completed(messages, completion.text, completion.response_model,
+                           completion.input_tokens, completion.output_tokens)
+        return completion
 
     def close(self) -> None:
         """Close the provider."""

@@ -1,0 +1,171 @@
+"""Tracer provider setup: resource, sampler, batch export to OTLP and/or the local span file.
+
+Exports run on the batch processor's thread, so a dead or slow collector never slows a
+cycle; a failed export increments ``hephaestus_telemetry_export_failures_total``, and
+:meth:`TracingHandle.shutdown` returns within its deadline whatever the collector does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from hephaestus import __version__
+from hephaestus.config import TelemetryConfig
+from hephaestus.telemetry.catalog import EXPORT_FAILURES
+from hephaestus.telemetry.context import correlation_id_var
+from hephaestus.telemetry.spanfile import SpanFileExporter
+
+CORRELATION_ATTRIBUTE = "hephaestus.correlation_id"
+INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class CountingExporter(SpanExporter):
+    """Wraps an exporter: failures (results or exceptions) are counted, never raised."""
+
+    def __init__(self, inner: SpanExporter, signal: str = "traces") -> None:
+        self.inner = inner
+        self._failures = EXPORT_FAILURES.labels(signal=signal)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export through the wrapped exporter and count a failure."""
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._failures.inc()
+        return result
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+
+class CorrelationProcessor(SpanProcessor):
+    """Stamps ``hephaestus.correlation_id`` on every span started inside a cycle."""
+
+    def on_start(self, span, parent_context=None) -> None:  # noqa: ANN001 - SDK signature
+        """Copy the cycle's correlation id onto the span."""
+        correlation_id = correlation_id_var.get()
+        if correlation_id:
+            span.set_attribute(CORRELATION_ATTRIBUTE, correlation_id)
+
+
+def otlp_target(config: TelemetryConfig, env: Mapping[str, str]) -> tuple[str | None, str] | None:
+    """``(endpoint or None to let the SDK read OTEL_*, protocol)``, or ``None`` for no OTLP."""
+    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or config.otlp_protocol)
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None, protocol
+    if config.otlp_endpoint:
+        return config.otlp_endpoint, protocol
+    return None
+
+
+def _resolved(endpoint: str, protocol: str) -> str:
+    if protocol == "grpc" or endpoint.rstrip("/").endswith("/v1/traces"):
+        return endpoint
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
+def _otlp_exporter(endpoint: str | None, protocol: str, timeout: float) -> SpanExporter:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(endpoint=endpoint, timeout=timeout)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=_resolved(endpoint, protocol) if endpoint else None,
+                            timeout=timeout)
+
+
+@dataclass
+class TracingHandle:
+    """The configured provider, the exporters in use and a bounded shutdown."""
+
+    provider: TracerProvider
+    exporters: list[str] = field(default_factory=list)
+    span_file: Path | None = None
+    otlp: dict[str, str] = field(default_factory=dict)
+
+    def child_env(self) -> dict[str, str]:
+        """Environment that makes a subprocess export where this process does."""
+        env = dict(self.otlp)
+        if self.span_file is not None:
+            env["HEPHAESTUS_SPAN_FILE"] = str(self.span_file)
+        return env
+
+    def shutdown(self, deadline: float = 5.0) -> bool:
+        """Flush and shut down within ``deadline`` seconds; ``True`` if it finished in time."""
+        worker = threading.Thread(target=self._flush_and_shutdown, args=(deadline,),
+                                  name="hephaestus-telemetry-shutdown", daemon=True)
+        worker.start()
+        worker.join(deadline)
+        return not worker.is_alive()
+
+    def _flush_and_shutdown(self, deadline: float) -> None:
+        self.provider.force_flush(int(deadline * 1000))
+        self.provider.shutdown()
+
+
+def build_tracer_provider(config: TelemetryConfig, span_file: Path | None,
+                          env: Mapping[str, str] | None = None,
+                          extra_exporter: SpanExporter | None = None) -> TracingHandle:
+    """A tracer provider exporting to OTLP (if configured) and the local span file.
+
+    ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor.
+    """
+    env = os.environ if env is None else env
+    resource = Resource.create({
+        "service.name": "hephaestus", "service.version": __version__,
+        "service.instance.id": INSTANCE_ID,
+        "deployment.environment.name": config.environment,
+    })
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(CorrelationProcessor())
+    handle = TracingHandle(provider=provider)
+    target = otlp_target(config, env) if config.enabled else None
+    if target is not None:
+        endpoint, protocol = target
+        exporter = _otlp_exporter(endpoint, protocol, config.export_timeout)
+        _add_batch(provider, exporter, config)
+        handle.exporters.append(f"otlp/{protocol}")
+        if endpoint:
+            handle.otlp = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": _resolved(endpoint, protocol),
+                           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": protocol}
+    if config.enabled and span_file is not None and config.local_traces:
+        _add_batch(provider, SpanFileExporter(span_file), config)
+        handle.exporters.append("file")
+        handle.span_file = span_file
+    if extra_exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(CountingExporter(extra_exporter)))
+        handle.exporters.append("extra")
+    return handle
+
+
+def _add_batch(provider: TracerProvider, exporter: SpanExporter, config: TelemetryConfig) -> None:
+    provider.add_span_processor(BatchSpanProcessor(
+        CountingExporter(exporter), max_queue_size=config.max_queue_size,
+        schedule_delay_millis=config.schedule_delay * 1000,
+        export_timeout_millis=config.export_timeout * 1000))
