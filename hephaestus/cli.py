@@ -12,14 +12,22 @@ from pathlib import Path
 from rich.console import Console
 
 from hephaestus import __version__
-from hephaestus.agent.build import build_runner, memory_path
+from hephaestus.agent.build import build_runner, memory_path, span_file_path
 from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
 from hephaestus.agent.memory import Memory, MemoryStoreError
+from hephaestus.agent.models import CycleResult
 from hephaestus.agent.workspace import WorkspaceError
 from hephaestus.config import Config, ConfigError, describe, load_config
-from hephaestus.display import CycleProgress, config_toml, history_table, summary_table
+from hephaestus.display import (
+    CycleProgress,
+    config_toml,
+    history_table,
+    summary_table,
+    trace_tree,
+)
 from hephaestus.sample import create_demo_repo
 from hephaestus.telemetry.logs import configure_logging
+from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1
@@ -76,11 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--interval", type=_non_negative_float, default=None,
                        help="seconds to wait between cycles (default: service.interval)")
+    serve.add_argument("--host", help="bind address of /metrics and the API "
+                       "(default: service.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port of /metrics and the API "
+                       "(default: service.port, 9464)")
 
     history = sub.add_parser("history", help="list recent cycles from memory")
     _common(history)
     history.add_argument("--limit", type=_positive, default=20, help="rows to show (default 20)")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    trace_cmd = sub.add_parser("trace", help="print the span tree of one cycle")
+    _common(trace_cmd)
+    trace_cmd.add_argument("id", help="correlation id or trace id (or a unique prefix of either)")
+    trace_cmd.add_argument("--jaeger-url", help="read from Jaeger's API v3 at this URL "
+                           "(e.g. http://localhost:16686) instead of the local span file")
 
     config = sub.add_parser("config", help="inspect configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -158,9 +176,20 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     """``hephaestus serve``."""
     from hephaestus.service.loop import serve_forever
 
+    overrides = {key: value for key, value in (("interval", args.interval), ("host", args.host),
+                                               ("port", args.port)) if value is not None}
     config = _load(args)
-    interval = args.interval if args.interval is not None else config.service.interval
-    return serve_forever(config, args.project, interval=interval, console=console)
+    if overrides:
+        config = config.with_overrides(service=overrides)
+    service = config.service
+
+    def report(result: CycleResult) -> None:
+        console.print(f"cycle {result.cycle_number}: {result.outcome.value} "
+                      f"({result.reason.value}) in {result.duration:.2f}s "
+                      f"correlation_id={result.correlation_id}", highlight=False)
+
+    return serve_forever(config, args.project, interval=service.interval, host=service.host,
+                         port=service.port, on_cycle=report)
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
@@ -194,9 +223,20 @@ def cmd_config(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus trace``."""
+    if args.jaeger_url:
+        spans = jaeger_trace(args.jaeger_url, args.id)
+    else:
+        config = load_config(args.config)
+        spans = local_trace(span_file_path(config, GitRepo.open(args.project)), args.id)
+    console.print(trace_tree(spans))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "run": cmd_run, "demo": cmd_demo, "serve": cmd_serve, "history": cmd_history,
-    "config": cmd_config,
+    "trace": cmd_trace, "config": cmd_config,
 }
 
 
@@ -209,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, NotAGitRepository, FileExistsError) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError) as exc:
+    except (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError,
+            TraceNotFound) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
 

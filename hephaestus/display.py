@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.tree import Tree
 
 from hephaestus.agent.models import CycleResult, Stage
 
@@ -114,3 +115,48 @@ def age(timestamp: float | None) -> str:
         return "-"
     seconds = max(0, int(time.time() - timestamp))
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
+
+
+_KEY_ATTRIBUTES = ("hephaestus.outcome", "hephaestus.reason", "gen_ai.request.model",
+                   "gen_ai.response.model", "gen_ai.usage.input_tokens",
+                   "gen_ai.usage.output_tokens", "error.type", "hephaestus.tool.result",
+                   "test.case.name", "hephaestus.tests.passed", "hephaestus.tests.failed")
+
+
+_MAX_TEST_SPANS = 5
+
+
+def trace_tree(spans: list[Mapping[str, Any]]) -> Tree:
+    """The span tree of one trace: name, duration, status and key attributes per span."""
+    by_parent: dict[str | None, list[Mapping[str, Any]]] = {}
+    ids = {s["span_id"] for s in spans}
+    for span in sorted(spans, key=lambda s: s["start_ns"]):
+        parent = span.get("parent_span_id")
+        by_parent.setdefault(parent if parent in ids else None, []).append(span)
+    roots = by_parent.get(None, [])
+    first = roots[0] if roots else spans[0]
+    correlation = first.get("attributes", {}).get("hephaestus.correlation_id", "-")
+    tree = Tree(f"trace {first['trace_id']}  correlation_id={correlation}")
+    for root in roots:
+        _add_span(tree, root, by_parent)
+    return tree
+
+
+def _add_span(parent: Tree, span: Mapping[str, Any], children: dict) -> None:
+    duration_ms = (span["end_ns"] - span["start_ns"]) / 1e6
+    status = span.get("status", "UNSET")
+    style = "red" if status == "ERROR" else ""
+    attributes = span.get("attributes", {})
+    shown = " ".join(f"{k.split('.')[-1] if k.startswith('hephaestus.') else k}={attributes[k]}"
+                     for k in _KEY_ATTRIBUTES if k in attributes)
+    label = f"{span['name']}  {duration_ms:.1f} ms"
+    label += f"  [{style}]{status}[/]" if style else ""
+    node = parent.add(f"{label}  [dim]{shown}[/]" if shown else label)
+    kids = children.get(span["span_id"], [])
+    tests = [k for k in kids if k["name"] == "pytest test"]
+    if len(tests) > _MAX_TEST_SPANS:  # show failing tests only, and count the rest
+        kids = [k for k in kids if k not in tests or k.get("attributes", {}).get(
+            "test.case.result.status") == "fail"]
+        node.add(f"[dim]… {len(tests) - sum(k in tests for k in kids)} passing tests[/]")
+    for child in kids:
+        _add_span(node, child, children)

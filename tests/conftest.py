@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from factories import ScriptedLLMServer, make_target_repo  # noqa: E402
+from factories import ScriptedLLMServer, make_target_repo
 
 
 @pytest.fixture

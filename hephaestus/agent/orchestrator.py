@@ -240,6 +240,11 @@ class CycleRunner:
         self.repo.fast_forward(sha)
         result.commit_sha = sha
 
+    def llm_status(self) -> dict[str, object]:
+        """The provider and models this runner uses, for ``/api/health``."""
+        return {"status": "ok", "provider": self.models.provider.name,
+                "models": list(self.models.all_models)}
+
     def close(self) -> None:
         """Release connections and the memory database; flush telemetry within its deadline."""
         self.models.close()

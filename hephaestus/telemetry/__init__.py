@@ -101,3 +101,12 @@ def declare_series(*, outcome_reasons: Iterable[tuple[str, str]], stages: Iterab
     for result in ("passed", "failed", "no_tests", "timeout"):
         catalog.VALIDATION_TESTS.labels(result=result)
     catalog.EXPORT_FAILURES.labels(signal="traces")
+
+
+def render_metrics(accept: str | None) -> tuple[bytes, str]:
+    """The default registry as Prometheus text, or OpenMetrics (with exemplars) when asked."""
+    from prometheus_client import REGISTRY
+    from prometheus_client.exposition import choose_encoder
+
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(REGISTRY), content_type

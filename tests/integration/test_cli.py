@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from factories import git, make_target_repo
 
 pytestmark = pytest.mark.slow

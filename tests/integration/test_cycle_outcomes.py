@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from factories import (
     Reply,
     ScriptedLLMServer,
@@ -26,6 +25,7 @@ from factories import (
     repo_snapshot,
     task_of,
 )
+
 from hephaestus.agent.memory import Memory
 from hephaestus.agent.models import Outcome, Reason, Stage
 

@@ -1,0 +1,95 @@
+"""The system monitor behind ``/api/health`` and ``/readyz``: uptime, last cycle, components."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hephaestus import __version__
+from hephaestus.agent.memory import MemoryStoreError
+from hephaestus.agent.models import CycleResult, Outcome
+from hephaestus.agent.orchestrator import CycleRunner
+
+
+@dataclass
+class SystemMonitor:
+    """Tracks what the service did and checks what it needs to keep doing it."""
+
+    runner: CycleRunner
+    started_at: float = field(default_factory=time.time)
+    cycles_run: int = 0
+    consecutive_failures: int = 0
+    last: CycleResult | None = None
+    stopping: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cycle_finished(self, result: CycleResult) -> None:
+        """Remember the latest cycle and the failure streak."""
+        with self._lock:
+            self.cycles_run += 1
+            self.last = result
+            if result.outcome is Outcome.FAILED:
+                self.consecutive_failures += 1
+            elif result.outcome is Outcome.SUCCEEDED:
+                self.consecutive_failures = 0
+
+    def components(self) -> dict[str, dict[str, Any]]:
+        """Status of each part the service depends on (``ok`` or ``error`` with a reason)."""
+        return {"memory": self._memory(), "repository": self._repository(),
+                "workspace": self._workspace(), "llm": self.runner.llm_status()}
+
+    def problems(self) -> list[str]:
+        """Why the service cannot run a cycle now; empty when ready."""
+        found = [f"{name}: {status['reason']}" for name, status in self.components().items()
+                 if status["status"] != "ok"]
+        if self.stopping:
+            found.append("service: shutting down")
+        return found
+
+    def _memory(self) -> dict[str, Any]:
+        try:
+            self.runner.memory.check_writable()
+        except MemoryStoreError as exc:
+            return {"status": "error", "reason": str(exc)}
+        return {"status": "ok", "path": str(self.runner.memory.path)}
+
+    def _repository(self) -> dict[str, Any]:
+        head = self.runner.repo.head()
+        if head is None:
+            return {"status": "error", "reason": "the repository has no commits"}
+        return {"status": "ok", "path": str(self.runner.repo.root), "head": head}
+
+    def _workspace(self) -> dict[str, Any]:
+        parent = self.runner.workspaces_dir
+        probe = parent / ".ready-probe"
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return {"status": "error", "reason": f"{parent} is not writable ({exc.strerror})"}
+        return {"status": "ok", "path": str(parent)}
+
+    def health(self, queue_depth: int = 0) -> dict[str, Any]:
+        """The ``/api/health`` document."""
+        components = self.components()
+        with self._lock:
+            last = self.last
+            body: dict[str, Any] = {
+                "status": "ok" if all(c["status"] == "ok" for c in components.values())
+                else "degraded",
+                "version": __version__, "uptime_seconds": round(time.time() - self.started_at, 3),
+                "started_at": self.started_at, "cycles_run": self.cycles_run,
+                "consecutive_failures": self.consecutive_failures, "queue_depth": queue_depth,
+                "stopping": self.stopping, "components": components,
+                "last_cycle": None,
+            }
+        if last is not None:
+            body["last_cycle"] = {
+                "cycle_number": last.cycle_number, "outcome": last.outcome.value,
+                "reason": last.reason.value, "correlation_id": last.correlation_id,
+                "trace_id": last.trace_id, "commit": last.commit_sha,
+                "age_seconds": round(time.time() - last.finished_at, 3)}
+        return body
