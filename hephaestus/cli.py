@@ -16,6 +16,7 @@ from hephaestus.agent.build import build_runner, memory_path, span_file_path
 from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
 from hephaestus.agent.memory import Memory, MemoryStoreError
 from hephaestus.agent.models import CycleResult
+from hephaestus.agent.recovery import AgentLocked
 from hephaestus.agent.workspace import WorkspaceError
 from hephaestus.config import Config, ConfigError, describe, load_config
 from hephaestus.display import (
@@ -249,8 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, NotAGitRepository, FileExistsError) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError,
-            TraceNotFound) as exc:
+    except (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError, TraceNotFound,
+            AgentLocked) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
 

@@ -113,6 +113,43 @@ class TelemetryConfig:
 
 
 @dataclass(frozen=True)
+class ResilienceConfig:
+    """Retries, circuit breakers, timeouts and shutdown."""
+
+    retry_attempts: int = _spec(3, "attempts per model call (1 = no retry)", min=1, max=20)
+    retry_timeout: float = _spec(60.0, "seconds all attempts of one model call may take", min=0.1)
+    retry_wait_initial: float = _spec(0.5, "first backoff in seconds", min=0)
+    retry_wait_max: float = _spec(10.0, "longest backoff in seconds", min=0)
+    retry_wait_jitter: float = _spec(1.0, "random extra backoff in seconds", min=0)
+    max_retry_after: float = _spec(60.0, "longest Retry-After honoured, in seconds", min=0)
+    breaker_failure_threshold: int = _spec(3, "consecutive failures that open a breaker", min=1)
+    breaker_reset_timeout: float = _spec(30.0, "seconds before an open breaker lets a probe through",
+                                         min=0.01)
+    cycle_timeout: float = _spec(900.0, "seconds a whole cycle may take", min=1)
+    stage_timeout: float = _spec(600.0, "seconds one stage may take", min=0.1)
+    shutdown_grace: float = _spec(10.0, "seconds the current stage may finish after SIGTERM",
+                                  min=0, max=300)
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """Fault injection for tests, demos and alert drills; all zero (off) by default."""
+
+    seed: int = _spec(0, "seed of the injected faults (same seed, same faults)", min=0)
+    llm_error_rate: float = _spec(0.0, "share of model calls that fail", min=0, max=1)
+    llm_timeout_share: float = _spec(0.5, "share of injected failures that are timeouts "
+                                     "(the rest are HTTP 500)", min=0, max=1)
+    llm_latency: float = _spec(0.0, "seconds added to every model call", min=0, max=600)
+    llm_hang_rate: float = _spec(0.0, "share of model calls that hang until their timeout",
+                                 min=0, max=1)
+
+    @property
+    def active(self) -> bool:
+        """Whether any fault is injected."""
+        return bool(self.llm_error_rate or self.llm_latency or self.llm_hang_rate)
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """The long-running service: loop pacing and the HTTP endpoints."""
 
@@ -131,6 +168,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
         """Return a copy with ``section={key: value}`` overrides validated like file values."""

@@ -255,5 +255,7 @@ def openai_config(server: ScriptedLLMServer, models: Mapping[str, list[str]] | N
     llm = {"base_url": server.base_url, "api_key_env": "", "request_timeout": 5.0,
            "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
            **sections.pop("llm", {})}
+    resilience = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_wait_jitter": 0.0,
+                  **sections.pop("resilience", {})}
     return make_config(agent={"provider": "openai", **sections.pop("agent", {})}, llm=llm,
-                       **sections)
+                       resilience=resilience, **sections)

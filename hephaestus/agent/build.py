@@ -11,23 +11,33 @@ from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory
 from hephaestus.agent.models import Reason, Stage
 from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
-from hephaestus.agent.workspace import remove_stale_workspaces
+from hephaestus.agent.recovery import AgentLock, recover
 from hephaestus.config import Config
 from hephaestus.llm.base import Provider
 from hephaestus.llm.client import RoleModels
 from hephaestus.llm.offline import OFFLINE_MODEL, OfflineProvider
+from hephaestus.resilience.chaos import ChaosProvider
+from hephaestus.resilience.retry import RetryPolicy
 from hephaestus.telemetry import SpanExporter
 
 
 def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleModels:
-    """The role models of the configured provider."""
+    """The role models of the configured provider, with retries, breakers and chaos."""
     if config.agent.provider == "openai":
         from hephaestus.llm.openai import OpenAICompatibleProvider
 
         provider: Provider = OpenAICompatibleProvider(config.llm, env=env)
-        return RoleModels(provider, config.llm.models)
-    models = {role: [OFFLINE_MODEL] for role in config.llm.models}
-    return RoleModels(OfflineProvider(seed=config.agent.seed), models)
+        models: Mapping[str, list[str]] = config.llm.models
+    else:
+        provider = OfflineProvider(seed=config.agent.seed)
+        models = {role: [OFFLINE_MODEL] for role in config.llm.models}
+    if config.chaos.active:
+        provider = ChaosProvider(provider, config.chaos)
+    resilience = config.resilience
+    return RoleModels(provider, models, policy=RetryPolicy.from_config(resilience),
+                      request_timeout=config.llm.request_timeout,
+                      breaker_threshold=resilience.breaker_failure_threshold,
+                      breaker_reset=resilience.breaker_reset_timeout)
 
 
 def memory_path(config: Config, repo: GitRepo) -> Path:
@@ -52,11 +62,17 @@ def build_runner(config: Config, project: Path, *, logger: logging.Logger | None
     repo = GitRepo.open(project)
     repo.require_head()
     repo.ignore_agent_dir()
-    memory = Memory(memory_path(config, repo))
+    lock = AgentLock(repo.agent_dir / "agent.lock")
+    try:
+        memory = Memory(memory_path(config, repo))
+    except Exception:
+        lock.release()
+        raise
     try:
         models = build_models(config, env)
     except Exception:
         memory.close()
+        lock.release()
         raise
     handle = telemetry.setup_telemetry(config.telemetry, span_file=span_file_path(config, repo),
                                        models=models.all_models, env=env,
@@ -67,6 +83,6 @@ def build_runner(config: Config, project: Path, *, logger: logging.Logger | None
         provider=models.provider.name, models=models.all_models)
     runner = CycleRunner(config, repo, models, memory, logger=logger, on_stage=on_stage,
                          telemetry_handle=handle)
-    remove_stale_workspaces(repo, runner.workspaces_dir)
-    memory.mark_interrupted()
+    runner.lock = lock
+    recover(repo, memory, runner.workspaces_dir)
     return runner

@@ -79,6 +79,13 @@ class CycleError(Exception):
         self.error_type = error_type or reason.value
 
 
+class CycleAborted(BaseException):
+    """Raised into the cycle by the shutdown handler when the grace period is over.
+
+    A ``BaseException`` so that no ``except Exception`` on the way swallows it.
+    """
+
+
 @dataclass(frozen=True)
 class Objective:
     """One small, checkable improvement the agent will try in this cycle."""

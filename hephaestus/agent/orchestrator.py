@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,12 +17,13 @@ from hephaestus import telemetry
 from hephaestus.agent import validation
 from hephaestus.agent.architect import plan_patch
 from hephaestus.agent.brain import generate_next_objective
-from hephaestus.agent.commits import commit_message
+from hephaestus.agent.committer import commit_change
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.maestro import choose_strategy
 from hephaestus.agent.manifest import Manifest, scan
 from hephaestus.agent.memory import Memory
 from hephaestus.agent.models import (
+    CycleAborted,
     CycleError,
     CycleResult,
     Objective,
@@ -31,10 +33,17 @@ from hephaestus.agent.models import (
     StrategyChoice,
 )
 from hephaestus.agent.patches import apply_plan
+from hephaestus.agent.recovery import (
+    JOURNAL_NAME,
+    PYTEST_PID_SUFFIX,
+    AgentLock,
+    CommitJournal,
+)
 from hephaestus.agent.reviewer import review_plan
 from hephaestus.agent.workspace import Workspace
 from hephaestus.config import Config
 from hephaestus.llm.client import RoleModels, Usage, usage_scope
+from hephaestus.resilience.timeouts import Deadline, current_deadline, deadline_scope
 
 _LOG = logging.getLogger("hephaestus.cycle")
 
@@ -48,6 +57,7 @@ class _CycleState:
     """What the stages of one cycle hand to each other."""
 
     result: CycleResult
+    deadline: Deadline
     workspace: Workspace | None = None
     manifest: Manifest | None = None
     plan: PatchPlan | None = None
@@ -69,7 +79,12 @@ class CycleRunner:
         self.log = logger or _LOG
         self.on_stage = on_stage
         self.telemetry = telemetry_handle
+        self.lock: AgentLock | None = None
         self.last_objective: Objective | None = None
+        self.journal = CommitJournal(repo.agent_dir / JOURNAL_NAME)
+        self.stop_requested = threading.Event()
+        self.in_cycle = False  # the shutdown handler may abort the cycle only while True
+        self.in_critical = False  # ...and must wait while True (fast-forward into the target)
 
     @property
     def workspaces_dir(self) -> Path:
@@ -77,24 +92,29 @@ class CycleRunner:
         configured = self.config.agent.workspace_dir
         return Path(configured) if configured else self.repo.agent_dir / "workspaces"
 
+    def request_stop(self) -> None:
+        """Finish the current stage, then end the cycle as ``aborted`` (graceful shutdown)."""
+        self.stop_requested.set()
+
     def run_cycle(self, objective: str | None = None,
                   correlation_id: str | None = None) -> CycleResult:
         """Run one cycle and return its result; the target repo changes only on success."""
         result = CycleResult(correlation_id=correlation_id or str(uuid.uuid4()),
                              cycle_number=self.memory.next_cycle_number(),
                              provider=self.models.provider.name, started_at=time.time())
-        state = _CycleState(result)
+        state = _CycleState(result, Deadline.after(self.config.resilience.cycle_timeout,
+                                                   "cycle deadline"))
         with telemetry.cycle_span(result.correlation_id, result.cycle_number) as root, \
                 usage_scope() as usage:
             result.trace_id = root.trace_id
             self.memory.start_cycle(result)
             try:
-                self._run_stages(state, objective)
+                self._interruptible(state, objective)
                 result.end(Reason.COMMITTED, f"committed {result.commit_sha}")
             except CycleError as exc:
                 result.end(exc.reason, exc.detail)
-            except KeyboardInterrupt:
-                result.end(Reason.SHUTDOWN, "interrupted by the operator")
+            except (KeyboardInterrupt, CycleAborted) as exc:
+                result.end(Reason.SHUTDOWN, f"aborted by shutdown ({type(exc).__name__})")
                 self._finish(state, usage, root)
                 raise
             except Exception as exc:
@@ -103,6 +123,21 @@ class CycleRunner:
             self._finish(state, usage, root)
         return result
 
+    def _interruptible(self, state: _CycleState, objective: str | None) -> None:
+        self.in_cycle = True
+        try:
+            self._run_stages(state, objective)
+        finally:
+            self.in_cycle = False
+
+    @contextlib.contextmanager
+    def _critical(self) -> Iterator[None]:
+        self.in_critical = True
+        try:
+            yield
+        finally:
+            self.in_critical = False
+
     def _finish(self, state: _CycleState, usage: Usage, root: telemetry.CycleSpan) -> None:
         result = state.result
         if state.workspace is not None:
@@ -110,7 +145,7 @@ class CycleRunner:
             state.workspace = None
         result.llm_calls, result.input_tokens = usage.calls, usage.input_tokens
         result.output_tokens, result.model = usage.output_tokens, ",".join(usage.models)
-        with self._stage(result, Stage.RECORD):
+        with self._stage(state, Stage.RECORD):
             result.finished_at = time.time()
             self.memory.finish_cycle(result)
         root.finish(result.outcome.value, result.reason.value, {
@@ -123,35 +158,53 @@ class CycleRunner:
             "commit": result.commit_sha, "objective": getattr(result.objective, "text", None)})
 
     @contextlib.contextmanager
-    def _stage(self, result: CycleResult, stage: Stage) -> Iterator[None]:
+    def _stage(self, state: _CycleState, stage: Stage) -> Iterator[None]:
+        """Span, stop/deadline checks, the stage's own deadline, and its duration."""
+        result = state.result
         with telemetry.stage_span(stage.value, AGENT_OF_STAGE.get(stage)):
+            if stage is not Stage.RECORD:
+                self._check_may_start(state, stage)
             if self.on_stage is not None:
                 self.on_stage(result, stage)
+            deadline = state.deadline.within(self.config.resilience.stage_timeout,
+                                             f"{stage.value} stage timeout")
             started = time.perf_counter()
             try:
-                yield
+                with deadline_scope(deadline):
+                    yield
             finally:
                 elapsed = time.perf_counter() - started
                 result.durations[stage.value] = result.durations.get(stage.value, 0.0) + elapsed
+            if stage not in (Stage.COMMIT, Stage.RECORD) and deadline.expired:
+                raise CycleError(Reason.TIMEOUT, f"the {deadline.what} passed during the "
+                                 f"{stage.value} stage ({elapsed:.1f}s)")
+
+    def _check_may_start(self, state: _CycleState, stage: Stage) -> None:
+        if self.stop_requested.is_set():
+            raise CycleError(Reason.SHUTDOWN,
+                             f"shutdown requested; the cycle stopped before the {stage.value} stage")
+        if state.deadline.expired:
+            raise CycleError(Reason.TIMEOUT,
+                             f"the cycle deadline passed before the {stage.value} stage")
 
     def _run_stages(self, state: _CycleState, objective_text: str | None) -> None:
         result = state.result
-        with self._stage(result, Stage.SCAN):
+        with self._stage(state, Stage.SCAN):
             self._scan(state)
-        with self._stage(result, Stage.OBJECTIVE):
+        with self._stage(state, Stage.OBJECTIVE):
             result.objective = self._objective(state, objective_text)
-        with self._stage(result, Stage.PLAN):
+        with self._stage(state, Stage.PLAN):
             state.plan = plan_patch(self.models, result.objective, state.manifest,
                                     state.workspace.root)
-        with self._stage(result, Stage.REVIEW):
+        with self._stage(state, Stage.REVIEW):
             self._review(state)
-        with self._stage(result, Stage.STRATEGY):
+        with self._stage(state, Stage.STRATEGY):
             self._strategy(state)
-        with self._stage(result, Stage.APPLY):
+        with self._stage(state, Stage.APPLY):
             self._apply(state)
-        with self._stage(result, Stage.VALIDATE):
+        with self._stage(state, Stage.VALIDATE):
             self._validate(state)
-        with self._stage(result, Stage.COMMIT):
+        with self._stage(state, Stage.COMMIT):
             self._commit(state)
 
     def _scan(self, state: _CycleState) -> None:
@@ -212,11 +265,13 @@ class CycleRunner:
 
     def _run_tests(self, state: _CycleState) -> None:
         config = self.config.validation
+        workspace = state.workspace
         with telemetry.tool_span("pytest") as tool:
             try:
-                run = validation.run_pytest(state.workspace.root,
-                                            [*tool.pytest_args(), *config.pytest_args],
-                                            timeout=config.pytest_timeout, env=tool.env())
+                run = validation.run_pytest(
+                    workspace.root, [*tool.pytest_args(), *config.pytest_args],
+                    timeout=current_deadline().cap(config.pytest_timeout), env=tool.env(),
+                    pid_file=workspace.root.parent / f"{workspace.root.name}{PYTEST_PID_SUFFIX}")
             except CycleError as exc:
                 tool.result(exc.reason.value)
                 raise
@@ -227,27 +282,31 @@ class CycleRunner:
                              f"pytest exited with {run.exit_code}: {tail[0][:300]}")
 
     def _commit(self, state: _CycleState) -> None:
-        workspace, result = state.workspace, state.result
-        head = self.repo.head()
-        if head != workspace.base:
-            raise CycleError(Reason.PATCH_CONFLICT,
-                             f"the target's HEAD moved from {workspace.base[:12]} during the cycle")
-        dirty = self.repo.dirty_paths(state.changed)
-        if dirty:
-            raise CycleError(Reason.PATCH_CONFLICT,
-                             f"the target has local changes in {', '.join(dirty)}; not overwriting")
-        sha = workspace.commit(state.changed, commit_message(result.objective))
-        self.repo.fast_forward(sha)
-        result.commit_sha = sha
+        result = state.result
+        result.commit_sha = commit_change(self.repo, state.workspace, state.changed,
+                                          result.objective, result.correlation_id, self.journal,
+                                          self._critical)
 
     def llm_status(self) -> dict[str, object]:
-        """The provider and models this runner uses, for ``/api/health``."""
-        return {"status": "ok", "provider": self.models.provider.name,
-                "models": list(self.models.all_models)}
+        """Provider, models and breaker states for ``/api/health``; ``error`` when a role has
+        every breaker open (its stage would fail fast), ``degraded`` when any breaker is open.
+        """
+        breakers = {b.name: b.state.value for b in self.models.breakers.values()}
+        status: dict[str, object] = {"status": "ok", "provider": self.models.provider.name,
+                                     "models": list(self.models.all_models), "breakers": breakers}
+        blocked = self.models.open_roles()
+        if blocked:
+            status |= {"status": "error", "reason": "every circuit breaker is open for "
+                       f"{', '.join(blocked)}"}
+        elif "open" in breakers.values():
+            status["status"] = "degraded"
+        return status
 
     def close(self) -> None:
         """Release connections and the memory database; flush telemetry within its deadline."""
         self.models.close()
         self.memory.close()
+        if self.lock is not None:
+            self.lock.release()
         if self.telemetry is not None:
             self.telemetry.shutdown()

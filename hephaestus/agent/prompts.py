@@ -21,13 +21,14 @@ def build_messages(instructions: str, payload: dict[str, Any]) -> list[Message]:
 def ask_json(models: RoleModels, role: Role, messages: list[Message]) -> dict[str, Any]:
     """Ask ``role``'s models and decode the JSON object of the answer.
 
-    A failed call ends the cycle with ``llm_error``; an answer without JSON with
-    ``invalid_plan``.
+    A failed call ends the cycle with ``llm_error`` (``timeout`` when the stage's deadline
+    ran out); an answer without JSON with ``invalid_plan``.
     """
     try:
         completion = models.complete(role, messages)
     except LLMError as exc:
-        raise CycleError(Reason.LLM_ERROR, f"{role}: {exc}", error_type=exc.error_type) from None
+        reason = Reason.TIMEOUT if exc.error_type == "deadline" else Reason.LLM_ERROR
+        raise CycleError(reason, f"{role}: {exc}", error_type=exc.error_type) from None
     try:
         return extract_json(completion.text)
     except InvalidModelOutput as exc:

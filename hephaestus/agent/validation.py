@@ -55,7 +55,7 @@ class TestRun:
 
 
 def run_pytest(root: Path, args: Sequence[str], timeout: float,
-               env: Mapping[str, str] | None = None) -> TestRun:
+               env: Mapping[str, str] | None = None, pid_file: Path | None = None) -> TestRun:
     """Run ``python -m pytest`` in ``root`` in its own process group.
 
     On timeout the whole group is killed (pytest's own children included) and the cycle
@@ -68,6 +68,8 @@ def run_pytest(root: Path, args: Sequence[str], timeout: float,
     proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=root, env=run_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+    if pid_file is not None:
+        pid_file.write_text(str(proc.pid))
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -77,6 +79,9 @@ def run_pytest(root: Path, args: Sequence[str], timeout: float,
     except BaseException:
         kill_process_group(proc)
         raise
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
     return TestRun(exit_code=proc.returncode, duration=time.monotonic() - started,
                    output_tail=(output or "")[-_OUTPUT_TAIL:])
 

@@ -52,6 +52,44 @@ class LLMError(Exception):
         self.retry_after = retry_after
 
 
+class LLMTimeout(LLMError):
+    """The request timed out (transient)."""
+
+
+class LLMConnectionError(LLMError):
+    """The endpoint could not be reached (transient)."""
+
+
+class LLMRateLimited(LLMError):
+    """HTTP 429 (transient; may carry ``retry_after``)."""
+
+
+class LLMServerError(LLMError):
+    """HTTP 5xx (transient)."""
+
+
+def llm_error(message: str, *, error_type: str, retry_after: float | None = None) -> LLMError:
+    """The :class:`LLMError` subclass for ``error_type``; transient kinds are retryable.
+
+    Distinct classes make stamina's ``error_type`` label of ``stamina_retries_total`` say
+    what was retried.
+    """
+    if error_type == "timeout":
+        return LLMTimeout(message, error_type=error_type, retryable=True)
+    if error_type == "connection_error":
+        return LLMConnectionError(message, error_type=error_type, retryable=True)
+    if error_type == "http_429":
+        return LLMRateLimited(message, error_type=error_type, retryable=True,
+                              retry_after=retry_after)
+    if error_type.startswith("http_5"):
+        return LLMServerError(message, error_type=error_type, retryable=True,
+                              retry_after=retry_after)
+    return LLMError(message, error_type=error_type)
+
+
+TRANSIENT_ERRORS = (LLMTimeout, LLMConnectionError, LLMRateLimited, LLMServerError)
+
+
 class Provider(Protocol):
     """A model backend: one request to one model, no retries and no fallback."""
 
@@ -59,8 +97,13 @@ class Provider(Protocol):
     server_address: str | None
     server_port: int | None
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message]) -> Completion:
-        """Send ``messages`` to ``model`` and return its answer, or raise :class:`LLMError`."""
+    def chat(self, role: Role, model: str, messages: Sequence[Message],
+             timeout: float | None = None) -> Completion:
+        """Send ``messages`` to ``model`` and return its answer, or raise :class:`LLMError`.
+
+        ``timeout`` (seconds) overrides the configured request timeout when the cycle's
+        deadline leaves less.
+        """
         ...
 
     def close(self) -> None:

@@ -1,4 +1,9 @@
-"""Route each agent role to its models: primary first, then the fallbacks, in config order."""
+"""Route each agent role to its models: primary first, then the fallbacks, in config order.
+
+Each model call is retried with stamina (transient failures only), guarded by the model's
+circuit breaker (an open breaker sends the role to its next model at once, with no network
+call) and bounded by the current stage's deadline.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from dataclasses import dataclass, field
 
 from hephaestus import telemetry
 from hephaestus.llm.base import Completion, LLMError, Message, Provider, Role
+from hephaestus.resilience.breaker import CircuitBreaker, Transition
+from hephaestus.resilience.retry import RetryPolicy, call_with_retries
+from hephaestus.resilience.timeouts import Deadline, current_deadline
 
 
 @dataclass
@@ -44,12 +52,27 @@ def usage_scope() -> Iterator[Usage]:
         _USAGE.reset(token)
 
 
+def _report_transition(transition: Transition) -> None:
+    telemetry.breaker_transition(transition.breaker, transition.from_state.value,
+                                 transition.to_state.value, transition.failures)
+
+
 class RoleModels:
     """The models that answer each agent role, called through one provider."""
 
-    def __init__(self, provider: Provider, models: Mapping[str, Sequence[str]]) -> None:
+    def __init__(self, provider: Provider, models: Mapping[str, Sequence[str]], *,
+                 policy: RetryPolicy | None = None, request_timeout: float = 60.0,
+                 breaker_threshold: int = 3, breaker_reset: float = 30.0) -> None:
         self.provider = provider
+        self.policy = policy or RetryPolicy()
+        self.request_timeout = request_timeout
         self._models = {Role(role): tuple(names) for role, names in models.items()}
+        self.breakers = {
+            model: CircuitBreaker(f"{provider.name}/{model}", failure_threshold=breaker_threshold,
+                                  reset_timeout=breaker_reset, listeners=[_report_transition])
+            for model in self.all_models}
+        for breaker in self.breakers.values():
+            telemetry.declare_breaker(breaker.name)
 
     def models_for(self, role: Role) -> tuple[str, ...]:
         """The ordered models configured for ``role``."""
@@ -60,30 +83,63 @@ class RoleModels:
         """Every configured model once (the bounded set of model label values)."""
         return tuple(dict.fromkeys(m for names in self._models.values() for m in names))
 
+    def open_roles(self) -> list[str]:
+        """Roles whose every model's breaker is open (their stage would fail fast)."""
+        return [role.value for role, names in self._models.items()
+                if all(self.breakers[m].state.value == "open" for m in names)]
+
     def complete(self, role: Role, messages: Sequence[Message]) -> Completion:
-        """Ask the role's models in order until one answers; raise the last error otherwise."""
+        """Ask the role's models in order until one answers.
+
+        Raises the last model's error, or ``LLMError(error_type="circuit_open")`` without any
+        network call when every breaker of the role is open.
+        """
         last: LLMError | None = None
         for model in self._models[role]:
+            breaker = self.breakers[model]
+            if not breaker.allow():
+                continue
             try:
-                completion = self._call(role, model, messages)
+                completion = self._call(role, model, messages, current_deadline())
             except LLMError as exc:
+                # a 4xx means the endpoint is up: only availability failures trip the breaker
+                (breaker.record_failure if exc.retryable or exc.error_type in
+                 ("invalid_response", "deadline") else breaker.record_success)()
                 last = exc
                 continue
+            breaker.record_success()
             usage = _USAGE.get()
             if usage is not None:
                 usage.add(completion)
             return completion
-        assert last is not None
+        if last is None:
+            raise LLMError(f"{role}: every circuit breaker of this role is open",
+                           error_type="circuit_open")
         raise last
 
-    def _call(self, role: Role, model: str, messages: Sequence[Message]) -> Completion:
+    def _call(self, role: Role, model: str, messages: Sequence[Message],
+              deadline: Deadline) -> Completion:
         provider = self.provider
         with telemetry.chat_span(provider.name, model, provider.server_address,
                                  provider.server_port) as call:
-            completion = provider.chat(role, model, messages)
+            budget = deadline.cap(self.policy.timeout)
+            if budget <= 0:
+                raise LLMError(f"{model}: no time left before the {deadline.what}",
+                               error_type="deadline")
+            completion = call_with_retries(self._attempt, self.policy, budget, deadline,
+                                           role, model, messages, deadline)
             call.completed(messages, completion.text, completion.response_model,
                            completion.input_tokens, completion.output_tokens)
         return completion
+
+    def _attempt(self, role: Role, model: str, messages: Sequence[Message],
+                 deadline: Deadline) -> Completion:
+        """One HTTP request; stamina names retries after this method."""
+        remaining = deadline.cap(self.request_timeout)
+        if remaining <= 0:
+            raise LLMError(f"{model}: no time left before the {deadline.what}",
+                           error_type="deadline")
+        return self.provider.chat(role, model, messages, timeout=remaining)
 
     def close(self) -> None:
         """Close the provider."""

@@ -36,8 +36,9 @@ class OfflineProvider:
             Role.CODE_REVIEWER: self._review, Role.MAESTRO: self._strategy,
         }
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message]) -> Completion:
-        """Answer the last user message's JSON payload for ``role``."""
+    def chat(self, role: Role, model: str, messages: Sequence[Message],
+             timeout: float | None = None) -> Completion:
+        """Answer the last user message's JSON payload for ``role`` (instantly; no timeout)."""
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         try:
             payload = extract_json(prompt)

@@ -15,7 +15,7 @@ import httpx
 
 from hephaestus import __version__
 from hephaestus.config import ConfigError, LLMConfig
-from hephaestus.llm.base import Completion, LLMError, Message, Role
+from hephaestus.llm.base import Completion, LLMError, Message, Role, llm_error
 
 
 class OpenAICompatibleProvider:
@@ -44,18 +44,21 @@ class OpenAICompatibleProvider:
                                     timeout=httpx.Timeout(config.request_timeout),
                                     transport=transport)
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message]) -> Completion:
+    def chat(self, role: Role, model: str, messages: Sequence[Message],
+             timeout: float | None = None) -> Completion:
         """POST ``chat/completions`` and return the first choice's text and token usage."""
         body = {"model": model, "messages": [{"role": m.role, "content": m.content} for m in messages],
                 "temperature": self._config.temperature, "max_tokens": self._config.max_tokens}
+        limit = httpx.Timeout(min(timeout, self._config.request_timeout)
+                              if timeout is not None else self._config.request_timeout)
         try:
-            response = self._client.post("chat/completions", json=body)
+            response = self._client.post("chat/completions", json=body, timeout=limit)
         except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: request timed out ({type(exc).__name__})",
-                           error_type="timeout", retryable=True) from None
+            raise llm_error(f"{model}: request timed out ({type(exc).__name__})",
+                            error_type="timeout") from None
         except httpx.TransportError as exc:
-            raise LLMError(f"{model}: connection failed ({type(exc).__name__})",
-                           error_type="connection_error", retryable=True) from None
+            raise llm_error(f"{model}: connection failed ({type(exc).__name__})",
+                            error_type="connection_error") from None
         if response.status_code != 200:
             raise _http_error(model, response)
         return _parse(model, response)
@@ -67,10 +70,9 @@ class OpenAICompatibleProvider:
 
 def _http_error(model: str, response: httpx.Response) -> LLMError:
     status = response.status_code
-    retryable = status == 429 or status >= 500
-    return LLMError(f"{model}: HTTP {status} from {response.request.url.path}",
-                    error_type=f"http_{status}", retryable=retryable,
-                    retry_after=retry_after_seconds(response.headers.get("retry-after")))
+    return llm_error(f"{model}: HTTP {status} from {response.request.url.path}",
+                     error_type=f"http_{status}",
+                     retry_after=retry_after_seconds(response.headers.get("retry-after")))
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -37,7 +37,8 @@ _LOG = logging.getLogger("hephaestus.service.http")
 class HTTPError(Exception):
     """A client error to answer with ``status`` and ``message`` as JSON."""
 
-    def __init__(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: HTTPStatus, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
@@ -204,9 +205,12 @@ def _handler_class(api: ServiceAPI) -> type[BaseHTTPRequestHandler]:
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
-                raise HTTPError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
-            if length < 0:
-                raise HTTPError(HTTPStatus.BAD_REQUEST, "Content-Length is negative")
+                length = None
+            if length is None or length < 0:
+                # the request's framing is lost: answer 400, then close (RFC 9112 §6.3)
+                self.close_connection = True
+                raise HTTPError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number"
+                                if length is None else "Content-Length is negative")
             return length
 
         def _body(self) -> bytes:

@@ -43,7 +43,7 @@ class SystemMonitor:
     def problems(self) -> list[str]:
         """Why the service cannot run a cycle now; empty when ready."""
         found = [f"{name}: {status['reason']}" for name, status in self.components().items()
-                 if status["status"] != "ok"]
+                 if status["status"] == "error"]
         if self.stopping:
             found.append("service: shutting down")
         return found
@@ -80,6 +80,8 @@ class SystemMonitor:
             body: dict[str, Any] = {
                 "status": "ok" if all(c["status"] == "ok" for c in components.values())
                 else "degraded",
+                "open_breakers": sorted(name for name, state in components["llm"].get(
+                    "breakers", {}).items() if state == "open"),
                 "version": __version__, "uptime_seconds": round(time.time() - self.started_at, 3),
                 "started_at": self.started_at, "cycles_run": self.cycles_run,
                 "consecutive_failures": self.consecutive_failures, "queue_depth": queue_depth,

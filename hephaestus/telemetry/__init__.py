@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry import catalog
+from hephaestus.telemetry.events import breaker_transition, declare_breaker, install_retry_hooks
 from hephaestus.telemetry.instrument import (
     ChatCall,
     CycleSpan,
@@ -75,6 +76,7 @@ def setup_telemetry(config: TelemetryConfig, *, span_file: Path | None, models: 
                     extra_exporter: SpanExporter | None = None) -> Telemetry:
     """Build the tracer provider and point every helper at it."""
     tracing = build_tracer_provider(config, span_file, env=env, extra_exporter=extra_exporter)
+    install_retry_hooks()
     configure(tracing.provider.get_tracer("hephaestus", __version__),
               capture_content=config.capture_content, models=list(models),
               child_env=tracing.child_env())

@@ -26,12 +26,17 @@ from hephaestus.telemetry.spanfile import SpanFileExporter
 from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
 
 SPAN_FILE_ENV = "HEPHAESTUS_SPAN_FILE"
+# How long the test run may wait for its spans to leave: a dead or silent collector must not
+# hold the validation subprocess (and so the cycle) for the exporter's whole timeout.
+FLUSH_DEADLINE = 0.5
 _KEY = pytest.StashKey[dict[str, Any]]()
 
 
 def _provider() -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": "hephaestus",
-                                                        "hephaestus.process": "pytest"}))
+    service = os.environ.get("OTEL_SERVICE_NAME") or "hephaestus"
+    provider = TracerProvider(resource=Resource.create({"service.name": service,
+                                                        "hephaestus.process": "pytest"}),
+                              shutdown_on_exit=False)  # no unbounded flush at exit
     if os.environ.get(SPAN_FILE_ENV):
         provider.add_span_processor(SimpleSpanProcessor(
             SpanFileExporter(Path(os.environ[SPAN_FILE_ENV]))))
@@ -90,7 +95,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Close the session span with the counts and flush within five seconds."""
+    """Close the session span with the counts and flush within ``FLUSH_DEADLINE``."""
     state = session.config.stash.get(_KEY, None)
     if state is None:
         return
@@ -101,4 +106,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     span.end()
     worker = threading.Thread(target=state["provider"].shutdown, daemon=True)
     worker.start()
-    worker.join(5.0)
+    worker.join(FLUSH_DEADLINE)

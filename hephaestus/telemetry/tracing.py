@@ -70,14 +70,20 @@ class CorrelationProcessor(SpanProcessor):
             span.set_attribute(CORRELATION_ATTRIBUTE, correlation_id)
 
 
-def otlp_target(config: TelemetryConfig, env: Mapping[str, str]) -> tuple[str | None, str] | None:
-    """``(endpoint or None to let the SDK read OTEL_*, protocol)``, or ``None`` for no OTLP."""
+def otlp_target(config: TelemetryConfig, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(traces endpoint URL, protocol)``, or ``None`` for no OTLP.
+
+    The endpoint is read from ``env`` (not from ``os.environ`` behind its back): the
+    signal-specific ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used as given, the base
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``telemetry.otlp_endpoint`` get ``/v1/traces``.
+    """
     protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                 or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or config.otlp_protocol)
-    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return None, protocol
-    if config.otlp_endpoint:
-        return config.otlp_endpoint, protocol
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], protocol
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or config.otlp_endpoint
+    if base:
+        return _resolved(base, protocol), protocol
     return None
 
 
@@ -87,7 +93,7 @@ def _resolved(endpoint: str, protocol: str) -> str:
     return endpoint.rstrip("/") + "/v1/traces"
 
 
-def _otlp_exporter(endpoint: str | None, protocol: str, timeout: float) -> SpanExporter:
+def _otlp_exporter(endpoint: str, protocol: str, timeout: float) -> SpanExporter:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
@@ -96,8 +102,7 @@ def _otlp_exporter(endpoint: str | None, protocol: str, timeout: float) -> SpanE
         return GrpcExporter(endpoint=endpoint, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=_resolved(endpoint, protocol) if endpoint else None,
-                            timeout=timeout)
+    return OTLPSpanExporter(endpoint=endpoint, timeout=timeout)
 
 
 @dataclass
@@ -137,8 +142,9 @@ def build_tracer_provider(config: TelemetryConfig, span_file: Path | None,
     ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor.
     """
     env = os.environ if env is None else env
-    resource = Resource.create({
-        "service.name": "hephaestus", "service.version": __version__,
+    resource = Resource.create({  # explicit attributes beat the SDK's env detector: read it here
+        "service.name": env.get("OTEL_SERVICE_NAME") or "hephaestus",
+        "service.version": __version__,
         "service.instance.id": INSTANCE_ID,
         "deployment.environment.name": config.environment,
     })
@@ -151,9 +157,8 @@ def build_tracer_provider(config: TelemetryConfig, span_file: Path | None,
         exporter = _otlp_exporter(endpoint, protocol, config.export_timeout)
         _add_batch(provider, exporter, config)
         handle.exporters.append(f"otlp/{protocol}")
-        if endpoint:
-            handle.otlp = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": _resolved(endpoint, protocol),
-                           "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": protocol}
+        handle.otlp = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
+                       "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": protocol}
     if config.enabled and span_file is not None and config.local_traces:
         _add_batch(provider, SpanFileExporter(span_file), config)
         handle.exporters.append("file")

@@ -172,7 +172,8 @@ def test_every_model_failing_is_llm_error(llm_server, sample_repo):
     _, result = run_one(llm_server, sample_repo,
                         models={"brain": ["model-a", "model-b"]})
     assert result.reason is Reason.LLM_ERROR
-    assert llm_server.models_requested() == ["model-a", "model-b"]
+    # three attempts each (stamina retries HTTP 500), then the fallback model
+    assert llm_server.models_requested() == ["model-a"] * 3 + ["model-b"] * 3
 
 
 def test_an_objective_that_keeps_failing_is_not_retried_forever(llm_server, sample_repo):

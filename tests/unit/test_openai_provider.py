@@ -23,6 +23,7 @@ from hephaestus.config import ROLES, ConfigError, LLMConfig
 from hephaestus.llm.base import LLMError, Message, Role
 from hephaestus.llm.client import RoleModels, usage_scope
 from hephaestus.llm.openai import OpenAICompatibleProvider, retry_after_seconds
+from hephaestus.resilience.retry import RetryPolicy
 
 KEY_ENV = "HEPHAESTUS_TEST_API_KEY"
 KEY = "sk-test-0123456789"
@@ -284,9 +285,10 @@ def test_200_without_a_chat_completion_is_an_invalid_response(llm_server, reply)
 # -- role routing and fallback ----------------------------------------------------------------
 def role_models(server: ScriptedLLMServer, models: dict[str, list[str]] | None = None,
                 **overrides: object) -> RoleModels:
+    """Role models with one attempt per model: fallback alone, retries are tested elsewhere."""
     config = llm_config(server.base_url, **overrides)
     return RoleModels(OpenAICompatibleProvider(config, env={KEY_ENV: KEY}),
-                      models or config.models)
+                      models or config.models, policy=RetryPolicy(attempts=1))
 
 
 def test_role_models_lists_each_roles_models_in_order_and_all_models_once(llm_server):

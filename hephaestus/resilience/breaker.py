@@ -1,0 +1,115 @@
+"""Circuit breakers, one per provider endpoint and model.
+
+A small module of our own rather than pybreaker or purgatory: the agent needs to *ask*
+whether a call may go out (so an open breaker sends the role to its next fallback model
+without raising and without touching the network), a single half-open probe at a time,
+exact state names for the one-hot gauge, and an injectable clock for tests. That is about
+a hundred lines; a dependency would cost more adapting than it saves.
+
+CLOSED → OPEN after ``failure_threshold`` consecutive failures; OPEN → HALF_OPEN once
+``reset_timeout`` has passed (the next :meth:`allow` is the probe); HALF_OPEN → CLOSED on the
+probe's success, back to OPEN on its failure. Every transition is reported to the listeners.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+class BreakerState(enum.StrEnum):
+    """The three states of a breaker (also the ``state`` metric label)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One state change of one breaker."""
+
+    breaker: str
+    from_state: BreakerState
+    to_state: BreakerState
+    failures: int
+
+
+TransitionListener = Callable[[Transition], None]
+
+
+class CircuitBreaker:
+    """A thread-safe breaker; call :meth:`allow` before a call and report its result."""
+
+    def __init__(self, name: str, *, failure_threshold: int = 3, reset_timeout: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 listeners: Iterable[TransitionListener] = ()) -> None:
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self._clock = clock
+        self._listeners = list(listeners)
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (an open breaker past its timeout still reads ``open``)."""
+        return self._state
+
+    def allow(self) -> bool:
+        """Whether a call may go out now; moves OPEN → HALF_OPEN when the timeout has passed."""
+        with self._lock:
+            if self._state is BreakerState.CLOSED:
+                return True
+            if self._state is BreakerState.OPEN:
+                if self._clock() - self._opened_at < self.reset_timeout:
+                    return False
+                transition = self._move(BreakerState.HALF_OPEN)
+                self._probing = True
+            elif self._probing:
+                return False
+            else:
+                self._probing = True
+                transition = None
+        self._notify(transition)
+        return True
+
+    def record_success(self) -> None:
+        """A call succeeded: reset the failure count; a successful probe closes the breaker."""
+        with self._lock:
+            self._failures = 0
+            self._probing = False
+            transition = (self._move(BreakerState.CLOSED)
+                          if self._state is not BreakerState.CLOSED else None)
+        self._notify(transition)
+
+    def record_failure(self) -> None:
+        """A call failed: count it; open at the threshold, or straight away from half-open."""
+        with self._lock:
+            self._failures += 1
+            self._probing = False
+            transition = None
+            if self._state is BreakerState.HALF_OPEN or (
+                    self._state is BreakerState.CLOSED
+                    and self._failures >= self.failure_threshold):
+                transition = self._move(BreakerState.OPEN)
+                self._opened_at = self._clock()
+        self._notify(transition)
+
+    def _move(self, to_state: BreakerState) -> Transition:
+        transition = Transition(self.name, self._state, to_state, self._failures)
+        self._state = to_state
+        return transition
+
+    def _notify(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        for listener in self._listeners:
+            listener(transition)
