@@ -15,7 +15,7 @@ from hephaestus import __version__
 from hephaestus.agent.build import build_runner, memory_path, span_file_path
 from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
 from hephaestus.agent.memory import Memory, MemoryStoreError
-from hephaestus.agent.models import CycleResult
+from hephaestus.agent.models import CycleAborted, CycleResult, Outcome
 from hephaestus.agent.recovery import AgentLocked
 from hephaestus.agent.workspace import WorkspaceError
 from hephaestus.config import Config, ConfigError, describe, load_config
@@ -26,12 +26,15 @@ from hephaestus.display import (
     summary_table,
     trace_tree,
 )
+from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.sample import create_demo_repo
+from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
 from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -133,21 +136,37 @@ class _Stderr:
 
 def _run_cycles(config: Config, project: Path, cycles: int, objective: str | None,
                 correlation_id: str | None, console: Console) -> int:
-    results = []
+    results: list[CycleResult] = []
     with CycleProgress(console, cycles) as progress:
         runner = build_runner(config, project, on_stage=progress.on_stage)
+        shutdown = GracefulShutdown(runner, config.resilience.shutdown_grace)
+        shutdown.install()
+        backoff = FailureBackoff(config.resilience.failure_backoff,
+                                 config.resilience.failure_backoff_max)
         try:
             for index in range(cycles):
+                if shutdown.event.is_set():
+                    break
                 result = runner.run_cycle(objective=objective if index == 0 else None,
                                           correlation_id=correlation_id)
                 results.append(result)
                 progress.cycle_done(result)
+                pause = backoff.after(result.outcome is Outcome.FAILED)
+                if pause and index < cycles - 1:
+                    progress.backing_off(pause)
+                    shutdown.event.wait(pause)
+        except CycleAborted:
+            pass  # the runner recorded the cycle as aborted
         finally:
+            shutdown.uninstall()
             runner.close()
     console.print(summary_table(results))
     succeeded = sum(r.outcome.value == "succeeded" for r in results)
     console.print(f"{succeeded}/{len(results)} cycles succeeded; history: "
                   f"hephaestus history --project {runner.repo.root}", highlight=False)
+    if shutdown.event.is_set():
+        console.print(f"stopped early by {shutdown.signal_name}", highlight=False)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -125,6 +125,9 @@ class ResilienceConfig:
     breaker_failure_threshold: int = _spec(3, "consecutive failures that open a breaker", min=1)
     breaker_reset_timeout: float = _spec(30.0, "seconds before an open breaker lets a probe through",
                                          min=0.01)
+    failure_backoff: float = _spec(1.0, "pause after a failed cycle, doubling while they keep "
+                                   "failing (0 = none)", min=0)
+    failure_backoff_max: float = _spec(30.0, "longest pause between failing cycles", min=0)
     cycle_timeout: float = _spec(900.0, "seconds a whole cycle may take", min=1)
     stage_timeout: float = _spec(600.0, "seconds one stage may take", min=0.1)
     shutdown_grace: float = _spec(10.0, "seconds the current stage may finish after SIGTERM",

@@ -41,6 +41,11 @@ class CycleProgress:
         self._progress.update(self._task, description=(
             f"cycle {self._done + 1}/{self._total} · {stage.value}"))
 
+    def backing_off(self, seconds: float) -> None:
+        """Say that the next cycle waits because the last ones failed."""
+        self._progress.update(self._task, description=(
+            f"cycle {self._done + 1}/{self._total} · backing off {seconds:g}s after failures"))
+
     def cycle_done(self, result: CycleResult) -> None:
         """Advance by one finished cycle and print its one-line result."""
         self._done += 1

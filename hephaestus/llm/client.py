@@ -91,23 +91,19 @@ class RoleModels:
     def complete(self, role: Role, messages: Sequence[Message]) -> Completion:
         """Ask the role's models in order until one answers.
 
-        Raises the last model's error, or ``LLMError(error_type="circuit_open")`` without any
-        network call when every breaker of the role is open.
+        A model whose breaker is open is skipped without a network call. Raises the last
+        model's error, or ``LLMError(error_type="circuit_open")`` when every breaker of the
+        role is open.
         """
         last: LLMError | None = None
         for model in self._models[role]:
-            breaker = self.breakers[model]
-            if not breaker.allow():
+            if not self.breakers[model].would_allow():
                 continue
             try:
                 completion = self._call(role, model, messages, current_deadline())
             except LLMError as exc:
-                # a 4xx means the endpoint is up: only availability failures trip the breaker
-                (breaker.record_failure if exc.retryable or exc.error_type in
-                 ("invalid_response", "deadline") else breaker.record_success)()
                 last = exc
                 continue
-            breaker.record_success()
             usage = _USAGE.get()
             if usage is not None:
                 usage.add(completion)
@@ -134,12 +130,26 @@ class RoleModels:
 
     def _attempt(self, role: Role, model: str, messages: Sequence[Message],
                  deadline: Deadline) -> Completion:
-        """One HTTP request; stamina names retries after this method."""
+        """One HTTP request through the model's breaker; stamina names retries after this."""
         remaining = deadline.cap(self.request_timeout)
         if remaining <= 0:
             raise LLMError(f"{model}: no time left before the {deadline.what}",
                            error_type="deadline")
-        return self.provider.chat(role, model, messages, timeout=remaining)
+        breaker = self.breakers[model]
+        if not breaker.allow():
+            raise LLMError(f"{model}: circuit breaker {breaker.name} is open",
+                           error_type="circuit_open")
+        try:
+            completion = self.provider.chat(role, model, messages, timeout=remaining)
+        except LLMError as exc:
+            # a 4xx means the endpoint is up: only availability failures trip the breaker
+            if exc.retryable or exc.error_type == "invalid_response":
+                breaker.record_failure()
+            else:
+                breaker.record_success()
+            raise
+        breaker.record_success()
+        return completion
 
     def close(self) -> None:
         """Close the provider."""

@@ -63,6 +63,13 @@ class CircuitBreaker:
         """The current state (an open breaker past its timeout still reads ``open``)."""
         return self._state
 
+    def would_allow(self) -> bool:
+        """Whether :meth:`allow` would let a call out now, without changing any state."""
+        with self._lock:
+            if self._state is BreakerState.OPEN:
+                return self._clock() - self._opened_at >= self.reset_timeout
+            return self._state is BreakerState.CLOSED or not self._probing
+
     def allow(self) -> bool:
         """Whether a call may go out now; moves OPEN → HALF_OPEN when the timeout has passed."""
         with self._lock:
