@@ -91,6 +91,14 @@ def configure_logging(level: str = "info", fmt: str = "auto",
     root.addHandler(handler)
     root.setLevel(_LEVELS.get(level, logging.INFO))
     root.propagate = False
+    # the SDK's exporters log every failed export attempt; the export-failure counter already
+    # tells that story, so only their errors reach our stream, as structured lines
+    sdk = logging.getLogger("opentelemetry")
+    for old in [h for h in sdk.handlers if h.get_name() == "hephaestus"]:
+        sdk.removeHandler(old)
+    sdk.addHandler(handler)
+    sdk.setLevel(logging.ERROR)
+    sdk.propagate = False
     return handler
 
 
