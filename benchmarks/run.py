@@ -57,22 +57,28 @@ def closed_port() -> str:
 
 
 def scenarios(hole: str) -> dict[str, Config]:
-    base = {"agent": {"history_window": 0}, "validation": SYNTAX_ONLY,
-            "logging": {"level": "error"}}
+    base = {
+        "agent": {"history_window": 0},
+        "validation": SYNTAX_ONLY,
+        "logging": {"level": "error"},
+    }
     return {
         "baseline (telemetry off)": Config().with_overrides(**base, telemetry={"enabled": False}),
         "file exporter": Config().with_overrides(**base),
         "dead collector": Config().with_overrides(
-            **base, telemetry={"otlp_endpoint": closed_port(), "local_traces": False}),
+            **base, telemetry={"otlp_endpoint": closed_port(), "local_traces": False}
+        ),
         "blackhole collector": Config().with_overrides(
-            **base, telemetry={"otlp_endpoint": hole, "local_traces": False,
-                               "export_timeout": 10.0}),
+            **base, telemetry={"otlp_endpoint": hole, "local_traces": False, "export_timeout": 10.0}
+        ),
     }
 
 
 def measure(configs: dict[str, Config], cycles: int, root: Path) -> dict[str, dict[str, float]]:
-    runners = {name: build_runner(config, create_demo_repo(root / str(i)))
-               for i, (name, config) in enumerate(configs.items())}
+    runners = {
+        name: build_runner(config, create_demo_repo(root / str(i)))
+        for i, (name, config) in enumerate(configs.items())
+    }
     durations: dict[str, list[float]] = {name: [] for name in runners}
     peaks: dict[str, list[int]] = {name: [] for name in runners}
     for _ in range(cycles):
@@ -84,8 +90,13 @@ def measure(configs: dict[str, Config], cycles: int, root: Path) -> dict[str, di
             durations[name].append(result.duration)
     for runner in runners.values():
         runner.close()
-    return {name: {"median_s": statistics.median(durations[name]),
-                   "peak_kib": statistics.median(peaks[name]) / 1024} for name in runners}
+    return {
+        name: {
+            "median_s": statistics.median(durations[name]),
+            "peak_kib": statistics.median(peaks[name]) / 1024,
+        }
+        for name in runners
+    }
 
 
 def main() -> int:
@@ -109,16 +120,25 @@ def main() -> int:
         budget = BUDGETS.get(name)
         ok = budget is None or ratio <= budget
         failed |= not ok
-        rows.append({"scenario": name, "median_cycle_s": round(values["median_s"], 4),
-                     "time_ratio": round(ratio, 3), "peak_memory_ratio": round(memory, 3),
-                     "budget": budget, "ok": ok})
+        rows.append(
+            {
+                "scenario": name,
+                "median_cycle_s": round(values["median_s"], 4),
+                "time_ratio": round(ratio, 3),
+                "peak_memory_ratio": round(memory, 3),
+                "budget": budget,
+                "ok": ok,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['scenario']:<26} {row['median_cycle_s']:>8.4f}s  "
-                  f"time x{row['time_ratio']:<6} memory x{row['peak_memory_ratio']:<6} "
-                  f"budget {row['budget'] or '-':<4} {'ok' if row['ok'] else 'OVER BUDGET'}")
+            print(
+                f"{row['scenario']:<26} {row['median_cycle_s']:>8.4f}s  "
+                f"time x{row['time_ratio']:<6} memory x{row['peak_memory_ratio']:<6} "
+                f"budget {row['budget'] or '-':<4} {'ok' if row['ok'] else 'OVER BUDGET'}"
+            )
     return 1 if failed else 0
 
 

@@ -56,17 +56,28 @@ def _non_negative_float(text: str) -> float:
 
 
 def _common(parser: argparse.ArgumentParser, project: bool = True) -> None:
-    parser.add_argument("--config", type=Path, help="hephaestus.toml to load "
-                        "(default: $HEPHAESTUS_CONFIG, else built-in defaults)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="hephaestus.toml to load (default: $HEPHAESTUS_CONFIG, else built-in defaults)",
+    )
     if project:
-        parser.add_argument("--project", type=Path, default=Path("."),
-                            help="git repository to improve (default: current directory)")
+        parser.add_argument(
+            "--project",
+            type=Path,
+            default=Path("."),
+            help="git repository to improve (default: current directory)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="hephaestus", description=(
-        "An observable autonomous agent that improves a git repository in validated cycles."))
+    parser = argparse.ArgumentParser(
+        prog="hephaestus",
+        description=(
+            "An observable autonomous agent that improves a git repository in validated cycles."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"hephaestus {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -80,18 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run cycles on a fresh copy of the bundled sample project")
     _common(demo, project=False)
     demo.add_argument("--cycles", type=_positive, default=12, help="cycles to run (default 12)")
-    demo.add_argument("--workdir", type=Path, help="new or empty directory for the demo repo "
-                      "(default: a new temporary directory)")
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        help="new or empty directory for the demo repo (default: a new temporary directory)",
+    )
     demo.add_argument("--provider", choices=("offline", "openai"), help="override agent.provider")
 
     serve = sub.add_parser("serve", help="run cycles continuously until SIGINT/SIGTERM")
     _common(serve)
-    serve.add_argument("--interval", type=_non_negative_float, default=None,
-                       help="seconds to wait between cycles (default: service.interval)")
-    serve.add_argument("--host", help="bind address of /metrics and the API "
-                       "(default: service.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port of /metrics and the API "
-                       "(default: service.port, 9464)")
+    serve.add_argument(
+        "--interval",
+        type=_non_negative_float,
+        default=None,
+        help="seconds to wait between cycles (default: service.interval)",
+    )
+    serve.add_argument(
+        "--host", help="bind address of /metrics and the API (default: service.host, 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, help="port of /metrics and the API (default: service.port, 9464)"
+    )
 
     history = sub.add_parser("history", help="list recent cycles from memory")
     _common(history)
@@ -101,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     trace_cmd = sub.add_parser("trace", help="print the span tree of one cycle")
     _common(trace_cmd)
     trace_cmd.add_argument("id", help="correlation id or trace id (or a unique prefix of either)")
-    trace_cmd.add_argument("--jaeger-url", help="read from Jaeger's API v3 at this URL "
-                           "(e.g. http://localhost:16686) instead of the local span file")
+    trace_cmd.add_argument(
+        "--jaeger-url",
+        help="read from Jaeger's API v3 at this URL "
+        "(e.g. http://localhost:16686) instead of the local span file",
+    )
 
     config = sub.add_parser("config", help="inspect configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -134,21 +157,29 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
-def _run_cycles(config: Config, project: Path, cycles: int, objective: str | None,
-                correlation_id: str | None, console: Console) -> int:
+def _run_cycles(
+    config: Config,
+    project: Path,
+    cycles: int,
+    objective: str | None,
+    correlation_id: str | None,
+    console: Console,
+) -> int:
     results: list[CycleResult] = []
     with CycleProgress(console, cycles) as progress:
         runner = build_runner(config, project, on_stage=progress.on_stage)
         shutdown = GracefulShutdown(runner, config.resilience.shutdown_grace)
         shutdown.install()
-        backoff = FailureBackoff(config.resilience.failure_backoff,
-                                 config.resilience.failure_backoff_max)
+        backoff = FailureBackoff(
+            config.resilience.failure_backoff, config.resilience.failure_backoff_max
+        )
         try:
             for index in range(cycles):
                 if shutdown.event.is_set():
                     break
-                result = runner.run_cycle(objective=objective if index == 0 else None,
-                                          correlation_id=correlation_id)
+                result = runner.run_cycle(
+                    objective=objective if index == 0 else None, correlation_id=correlation_id
+                )
                 results.append(result)
                 progress.cycle_done(result)
                 pause = backoff.after(result.outcome is Outcome.FAILED)
@@ -162,8 +193,11 @@ def _run_cycles(config: Config, project: Path, cycles: int, objective: str | Non
             runner.close()
     console.print(summary_table(results))
     succeeded = sum(r.outcome.value == "succeeded" for r in results)
-    console.print(f"{succeeded}/{len(results)} cycles succeeded; history: "
-                  f"hephaestus history --project {runner.repo.root}", highlight=False)
+    console.print(
+        f"{succeeded}/{len(results)} cycles succeeded; history: "
+        f"hephaestus history --project {runner.repo.root}",
+        highlight=False,
+    )
     if shutdown.event.is_set():
         console.print(f"stopped early by {shutdown.signal_name}", highlight=False)
         return EXIT_INTERRUPTED
@@ -177,8 +211,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.correlation_id is not None and not args.correlation_id.strip():
         raise UsageError("--correlation-id must not be empty")
     config = _load(args)
-    return _run_cycles(config, args.project, args.cycles, args.objective, args.correlation_id,
-                       console)
+    return _run_cycles(
+        config, args.project, args.cycles, args.objective, args.correlation_id, console
+    )
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
@@ -196,20 +231,32 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     """``hephaestus serve``."""
     from hephaestus.service.loop import serve_forever
 
-    overrides = {key: value for key, value in (("interval", args.interval), ("host", args.host),
-                                               ("port", args.port)) if value is not None}
+    overrides = {
+        key: value
+        for key, value in (("interval", args.interval), ("host", args.host), ("port", args.port))
+        if value is not None
+    }
     config = _load(args)
     if overrides:
         config = config.with_overrides(service=overrides)
     service = config.service
 
     def report(result: CycleResult) -> None:
-        console.print(f"cycle {result.cycle_number}: {result.outcome.value} "
-                      f"({result.reason.value}) in {result.duration:.2f}s "
-                      f"correlation_id={result.correlation_id}", highlight=False)
+        console.print(
+            f"cycle {result.cycle_number}: {result.outcome.value} "
+            f"({result.reason.value}) in {result.duration:.2f}s "
+            f"correlation_id={result.correlation_id}",
+            highlight=False,
+        )
 
-    return serve_forever(config, args.project, interval=service.interval, host=service.host,
-                         port=service.port, on_cycle=report)
+    return serve_forever(
+        config,
+        args.project,
+        interval=service.interval,
+        host=service.host,
+        port=service.port,
+        on_cycle=report,
+    )
 
 
 def cmd_history(args: argparse.Namespace, console: Console) -> int:
@@ -220,7 +267,7 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     if not path.exists():
         console.print(f"no cycles recorded yet ({path} does not exist)", highlight=False)
         return 0
-    memory = Memory(path)
+    memory = Memory(path, writable=False)
     try:
         rows = memory.recent(args.limit)
     finally:
@@ -255,22 +302,32 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-    "run": cmd_run, "demo": cmd_demo, "serve": cmd_serve, "history": cmd_history,
-    "trace": cmd_trace, "config": cmd_config,
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+    "history": cmd_history,
+    "trace": cmd_trace,
+    "config": cmd_config,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hephaestus`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
+    # piped output keeps whole ids and attributes instead of cutting lines at 80 columns
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
     try:
         return COMMANDS[args.command](args, console)
     except (UsageError, ConfigError, NotAGitRepository, FileExistsError) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError, TraceNotFound,
-            AgentLocked) as exc:
+    except (
+        MemoryStoreError,
+        WorkspaceError,
+        GitError,
+        FileNotFoundError,
+        TraceNotFound,
+        AgentLocked,
+    ) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-

@@ -33,7 +33,9 @@ class ConfigError(ValueError):
 def _spec(default: Any, help: str, **rules: Any) -> Any:
     """Declare a field with its default, a one-line help and validation rules."""
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help, **rules})
+        return field(
+            default_factory=lambda: copy.deepcopy(default), metadata={"help": help, **rules}
+        )
     return field(default=default, metadata={"help": help, **rules})
 
 
@@ -92,7 +94,9 @@ class LoggingConfig:
     """Log format and level."""
 
     level: str = _spec("info", "log level", choices=("debug", "info", "warning", "error"))
-    format: str = _spec("auto", "auto = console on a TTY, JSON otherwise", choices=("auto", "json", "console"))
+    format: str = _spec(
+        "auto", "auto = console on a TTY, JSON otherwise", choices=("auto", "json", "console")
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,9 @@ class TelemetryConfig:
     otlp_protocol: str = _spec("http/protobuf", "OTLP protocol", choices=("http/protobuf", "grpc"))
     local_traces: bool = _spec(True, "also write spans to <project>/.hephaestus/traces.jsonl")
     traces_file: str = _spec("", "path of the local span file; empty = the default above")
-    capture_content: bool = _spec(False, "record prompt/completion text on spans (off: hash+length)")
+    capture_content: bool = _spec(
+        False, "record prompt/completion text on spans (off: hash+length)"
+    )
     environment: str = _spec("development", "deployment.environment.name resource attribute")
     shutdown_timeout: float = _spec(5.0, "seconds shutdown may spend flushing", min=0.1, max=5)
     export_timeout: float = _spec(3.0, "seconds one OTLP export may take", min=0.1)
@@ -123,15 +129,18 @@ class ResilienceConfig:
     retry_wait_jitter: float = _spec(1.0, "random extra backoff in seconds", min=0)
     max_retry_after: float = _spec(60.0, "longest Retry-After honoured, in seconds", min=0)
     breaker_failure_threshold: int = _spec(3, "consecutive failures that open a breaker", min=1)
-    breaker_reset_timeout: float = _spec(30.0, "seconds before an open breaker lets a probe through",
-                                         min=0.01)
-    failure_backoff: float = _spec(1.0, "pause after a failed cycle, doubling while they keep "
-                                   "failing (0 = none)", min=0)
+    breaker_reset_timeout: float = _spec(
+        30.0, "seconds before an open breaker lets a probe through", min=0.01
+    )
+    failure_backoff: float = _spec(
+        1.0, "pause after a failed cycle, doubling while they keep failing (0 = none)", min=0
+    )
     failure_backoff_max: float = _spec(30.0, "longest pause between failing cycles", min=0)
     cycle_timeout: float = _spec(900.0, "seconds a whole cycle may take", min=1)
     stage_timeout: float = _spec(600.0, "seconds one stage may take", min=0.1)
-    shutdown_grace: float = _spec(10.0, "seconds the current stage may finish after SIGTERM",
-                                  min=0, max=300)
+    shutdown_grace: float = _spec(
+        10.0, "seconds the current stage may finish after SIGTERM", min=0, max=300
+    )
 
 
 @dataclass(frozen=True)
@@ -140,11 +149,13 @@ class ChaosConfig:
 
     seed: int = _spec(0, "seed of the injected faults (same seed, same faults)", min=0)
     llm_error_rate: float = _spec(0.0, "share of model calls that fail", min=0, max=1)
-    llm_timeout_share: float = _spec(0.5, "share of injected failures that are timeouts "
-                                     "(the rest are HTTP 500)", min=0, max=1)
+    llm_timeout_share: float = _spec(
+        0.5, "share of injected failures that are timeouts (the rest are HTTP 500)", min=0, max=1
+    )
     llm_latency: float = _spec(0.0, "seconds added to every model call", min=0, max=600)
-    llm_hang_rate: float = _spec(0.0, "share of model calls that hang until their timeout",
-                                 min=0, max=1)
+    llm_hang_rate: float = _spec(
+        0.0, "share of model calls that hang until their timeout", min=0, max=1
+    )
 
     @property
     def active(self) -> bool:
@@ -202,7 +213,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass an existing --config file") from None
+        raise ConfigError(
+            f"config file {path} does not exist; pass an existing --config file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -318,7 +331,7 @@ def _from_env(key: str, value: _EnvValue, origin: type) -> Any:
         except tomllib.TOMLDecodeError:
             raise ConfigError(
                 f"{value.name}={value.text!r} ({key}) must be an inline TOML table, "
-                f"e.g. {{a = [\"b\"]}}"
+                f'e.g. {{a = ["b"]}}'
             ) from None
     if origin in (int, float):
         try:
@@ -330,8 +343,14 @@ def _from_env(key: str, value: _EnvValue, origin: type) -> Any:
     return text
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "a list", dict: "a table"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
 
 
 def _coerce(key: str, value: Any, origin: type) -> Any:
@@ -368,7 +387,8 @@ def _check_cross_fields(config: Config) -> None:
     unknown = set(config.llm.models) - set(ROLES)
     if unknown:
         raise ConfigError(
-            f"llm.models has unknown role(s) {', '.join(sorted(unknown))}; roles: {', '.join(ROLES)}"
+            f"llm.models has unknown role(s) {', '.join(sorted(unknown))}; "
+            f"roles: {', '.join(ROLES)}"
         )
 
 

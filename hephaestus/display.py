@@ -23,9 +23,14 @@ class CycleProgress:
 
     def __init__(self, console: Console, total: int) -> None:
         self._total = total
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                  TimeElapsedColumn(), console=console, transient=True,
-                                  disable=not console.is_terminal)
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
         self._task = self._progress.add_task("starting", total=total)
         self._done = 0
 
@@ -38,13 +43,18 @@ class CycleProgress:
 
     def on_stage(self, result: CycleResult, stage: Stage) -> None:
         """Show the stage the current cycle has reached."""
-        self._progress.update(self._task, description=(
-            f"cycle {self._done + 1}/{self._total} · {stage.value}"))
+        self._progress.update(
+            self._task, description=(f"cycle {self._done + 1}/{self._total} · {stage.value}")
+        )
 
     def backing_off(self, seconds: float) -> None:
         """Say that the next cycle waits because the last ones failed."""
-        self._progress.update(self._task, description=(
-            f"cycle {self._done + 1}/{self._total} · backing off {seconds:g}s after failures"))
+        self._progress.update(
+            self._task,
+            description=(
+                f"cycle {self._done + 1}/{self._total} · backing off {seconds:g}s after failures"
+            ),
+        )
 
     def cycle_done(self, result: CycleResult) -> None:
         """Advance by one finished cycle and print its one-line result."""
@@ -53,35 +63,61 @@ class CycleProgress:
         style = OUTCOME_STYLES.get(result.outcome.value, "")
         self._progress.console.print(
             f"cycle {result.cycle_number}: [{style}]{result.outcome.value}[/] "
-            f"({result.reason.value}) in {result.duration:.2f}s", highlight=False)
+            f"({result.reason.value}) in {result.duration:.2f}s",
+            highlight=False,
+        )
 
 
 def summary_table(results: Iterable[CycleResult]) -> Table:
     """One row per cycle: outcome, reason, duration, commit, objective."""
     table = Table(title="Hephaestus cycles", title_justify="left")
     for column in ("#", "outcome", "reason", "duration", "commit", "objective"):
-        table.add_column(column, overflow="fold" if column == "objective" else "ellipsis",
-                         justify="right" if column in ("#", "duration") else "left")
+        table.add_column(
+            column,
+            overflow="fold" if column == "objective" else "ellipsis",
+            justify="right" if column in ("#", "duration") else "left",
+        )
     for r in results:
-        table.add_row(str(r.cycle_number), _styled(r.outcome.value), r.reason.value,
-                      f"{r.duration:.2f}s", (r.commit_sha or "-")[:10],
-                      r.objective.text if r.objective else "-")
+        table.add_row(
+            str(r.cycle_number),
+            _styled(r.outcome.value),
+            r.reason.value,
+            f"{r.duration:.2f}s",
+            (r.commit_sha or "-")[:10],
+            r.objective.text if r.objective else "-",
+        )
     return table
 
 
 def history_table(rows: Iterable[Mapping[str, Any]]) -> Table:
     """Recent cycles from memory, newest first, with their correlation and trace ids."""
     table = Table(title="Recent cycles", title_justify="left")
-    for column in ("#", "started", "outcome", "reason", "duration", "commit", "correlation_id",
-                   "trace_id", "objective"):
+    for column in (
+        "#",
+        "started",
+        "outcome",
+        "reason",
+        "duration",
+        "commit",
+        "correlation_id",
+        "trace_id",
+        "objective",
+    ):
         table.add_column(column, overflow="fold" if column == "objective" else "ellipsis")
     for row in rows:
         started = row.get("started_at") or 0
         finished = row.get("finished_at") or started
-        table.add_row(str(row["cycle_number"]), _local(started), _styled(row.get("outcome") or "running"),
-                      row.get("reason") or "-", f"{finished - started:.2f}s",
-                      (row.get("commit_sha") or "-")[:10], row["correlation_id"],
-                      row.get("trace_id") or "-", row.get("objective") or "-")
+        table.add_row(
+            str(row["cycle_number"]),
+            _local(started),
+            _styled(row.get("outcome") or "running"),
+            row.get("reason") or "-",
+            f"{finished - started:.2f}s",
+            (row.get("commit_sha") or "-")[:10],
+            row["correlation_id"],
+            row.get("trace_id") or "-",
+            row.get("objective") or "-",
+        )
     return table
 
 
@@ -122,10 +158,19 @@ def age(timestamp: float | None) -> str:
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
 
 
-_KEY_ATTRIBUTES = ("hephaestus.outcome", "hephaestus.reason", "gen_ai.request.model",
-                   "gen_ai.response.model", "gen_ai.usage.input_tokens",
-                   "gen_ai.usage.output_tokens", "error.type", "hephaestus.tool.result",
-                   "test.case.name", "hephaestus.tests.passed", "hephaestus.tests.failed")
+_KEY_ATTRIBUTES = (
+    "hephaestus.outcome",
+    "hephaestus.reason",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "error.type",
+    "hephaestus.tool.result",
+    "test.case.name",
+    "hephaestus.tests.passed",
+    "hephaestus.tests.failed",
+)
 
 
 _MAX_TEST_SPANS = 5
@@ -152,16 +197,22 @@ def _add_span(parent: Tree, span: Mapping[str, Any], children: dict) -> None:
     status = span.get("status", "UNSET")
     style = "red" if status == "ERROR" else ""
     attributes = span.get("attributes", {})
-    shown = " ".join(f"{k.split('.')[-1] if k.startswith('hephaestus.') else k}={attributes[k]}"
-                     for k in _KEY_ATTRIBUTES if k in attributes)
+    shown = " ".join(
+        f"{k.split('.')[-1] if k.startswith('hephaestus.') else k}={attributes[k]}"
+        for k in _KEY_ATTRIBUTES
+        if k in attributes
+    )
     label = f"{span['name']}  {duration_ms:.1f} ms"
     label += f"  [{style}]{status}[/]" if style else ""
     node = parent.add(f"{label}  [dim]{shown}[/]" if shown else label)
     kids = children.get(span["span_id"], [])
     tests = [k for k in kids if k["name"] == "pytest test"]
     if len(tests) > _MAX_TEST_SPANS:  # show failing tests only, and count the rest
-        kids = [k for k in kids if k not in tests or k.get("attributes", {}).get(
-            "test.case.result.status") == "fail"]
+        kids = [
+            k
+            for k in kids
+            if k not in tests or k.get("attributes", {}).get("test.case.result.status") == "fail"
+        ]
         node.add(f"[dim]… {len(tests) - sum(k in tests for k in kids)} passing tests[/]")
     for child in kids:
         _add_span(node, child, children)

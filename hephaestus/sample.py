@@ -18,17 +18,24 @@ def bundled_sample() -> Path:
     checkout = Path(__file__).resolve().parent.parent / "examples" / _SAMPLE_NAME
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError("the bundled sample project is missing from this installation; "
-                            "reinstall hephaestus")
+    raise FileNotFoundError(
+        "the bundled sample project is missing from this installation; reinstall hephaestus"
+    )
 
 
 def create_demo_repo(workdir: Path) -> Path:
     """Copy the sample into ``workdir`` (new or empty) and commit it as a fresh git repo."""
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-        raise FileExistsError(f"{workdir} already exists and is not empty; pass a new or empty "
-                              "--workdir (or remove it)")
-    shutil.copytree(bundled_sample(), workdir, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".benchmarks"))
+        raise FileExistsError(
+            f"{workdir} already exists and is not empty; pass a new or empty "
+            "--workdir (or remove it)"
+        )
+    shutil.copytree(
+        bundled_sample(),
+        workdir,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".benchmarks"),
+    )
     git(["init", "-q"], workdir)
     repo = GitRepo(workdir)
     env = repo.identity_env()

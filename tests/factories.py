@@ -27,8 +27,12 @@ from hephaestus.llm.offline import OfflineProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "inventory"
-GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
 
 
 # -- config and logging ---------------------------------------------------------------------
@@ -65,18 +69,29 @@ def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` with a test identity and return stdout."""
     import os
 
-    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}, check=True)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        check=True,
+    )
     return proc.stdout
 
 
-def make_target_repo(path: Path, files: Mapping[str, str] | None = None, *,
-                     sample: bool = False) -> Path:
+def make_target_repo(
+    path: Path, files: Mapping[str, str] | None = None, *, sample: bool = False
+) -> Path:
     """A git repo at ``path`` with one commit: the sample project and/or ``files``."""
     path.mkdir(parents=True, exist_ok=True)
     if sample:
-        shutil.copytree(SAMPLE, path, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+        shutil.copytree(
+            SAMPLE,
+            path,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"),
+        )
     for name, text in (files or {}).items():
         target = path / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,11 +106,16 @@ def make_target_repo(path: Path, files: Mapping[str, str] | None = None, *,
 
 def repo_snapshot(path: Path) -> dict[str, Any]:
     """HEAD, porcelain status and every file's bytes outside .git/ and .hephaestus/."""
-    files = {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*"))
-             if p.is_file() and not {".git", ".hephaestus"} & set(p.relative_to(path).parts)}
-    return {"head": git(path, "rev-parse", "HEAD").strip(),
-            "status": git(path, "status", "--porcelain", "--untracked-files=all"),
-            "files": files}
+    files = {
+        p.relative_to(path).as_posix(): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and not {".git", ".hephaestus"} & set(p.relative_to(path).parts)
+    }
+    return {
+        "head": git(path, "rev-parse", "HEAD").strip(),
+        "status": git(path, "status", "--porcelain", "--untracked-files=all"),
+        "files": files,
+    }
 
 
 def make_agent(config: Config, repo: Path, **kwargs: Any) -> CycleRunner:
@@ -115,19 +135,37 @@ class Reply:
     raw: bytes | None = None
 
 
-def chat_reply(content: str, model: str = "test-model", prompt_tokens: int = 11,
-               completion_tokens: int = 7) -> Reply:
+def chat_reply(
+    content: str, model: str = "test-model", prompt_tokens: int = 11, completion_tokens: int = 7
+) -> Reply:
     """A successful Chat Completions answer carrying ``content``."""
-    return Reply(body={
-        "id": "chatcmpl-test", "object": "chat.completion", "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens}})
+    return Reply(
+        body={
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
 
 
-_TASK_ROLES = {"next_objective": Role.BRAIN, "patch_plan": Role.ARCHITECT,
-               "review": Role.CODE_REVIEWER, "strategy": Role.MAESTRO}
+_TASK_ROLES = {
+    "next_objective": Role.BRAIN,
+    "patch_plan": Role.ARCHITECT,
+    "review": Role.CODE_REVIEWER,
+    "strategy": Role.MAESTRO,
+}
 
 
 def model_like_reply(request: dict[str, Any], seed: int = 0) -> Reply:
@@ -135,8 +173,9 @@ def model_like_reply(request: dict[str, Any], seed: int = 0) -> Reply:
     messages = [Message(m["role"], m["content"]) for m in request["messages"]]
     role = _TASK_ROLES[extract_json(messages[-1].content)["task"]]
     completion = OfflineProvider(seed).chat(role, request["model"], messages)
-    return chat_reply("Here is my answer:\n```json\n" + completion.text + "\n```",
-                      model=request["model"])
+    return chat_reply(
+        "Here is my answer:\n```json\n" + completion.text + "\n```", model=request["model"]
+    )
 
 
 @dataclass
@@ -163,8 +202,7 @@ class ScriptedLLMServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(server))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -230,13 +268,15 @@ def task_of(request: dict[str, Any]) -> str:
     return extract_json(request["messages"][-1]["content"])["task"]
 
 
-def answer_by_task(**answers: str | Reply | Callable[[dict[str, Any]], Reply]) -> Callable[
-        [dict[str, Any]], Reply]:
+def answer_by_task(
+    **answers: str | Reply | Callable[[dict[str, Any]], Reply],
+) -> Callable[[dict[str, Any]], Reply]:
     """A server default that answers some tasks as scripted and the rest like a model.
 
     ``answers`` maps a task name to the model's text (wrapped in a chat reply), a
     :class:`Reply`, or a function of the request.
     """
+
     def answer(request: dict[str, Any]) -> Reply:
         scripted = answers.get(task_of(request))
         if scripted is None:
@@ -248,14 +288,29 @@ def answer_by_task(**answers: str | Reply | Callable[[dict[str, Any]], Reply]) -
     return answer
 
 
-def openai_config(server: ScriptedLLMServer, models: Mapping[str, list[str]] | None = None,
-                  **sections: Mapping[str, Any]) -> Config:
+def openai_config(
+    server: ScriptedLLMServer,
+    models: Mapping[str, list[str]] | None = None,
+    **sections: Mapping[str, Any],
+) -> Config:
     """A config using the openai provider against ``server`` (no API key)."""
     roles = ("brain", "architect", "code_reviewer", "maestro")
-    llm = {"base_url": server.base_url, "api_key_env": "", "request_timeout": 5.0,
-           "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
-           **sections.pop("llm", {})}
-    resilience = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_wait_jitter": 0.0,
-                  **sections.pop("resilience", {})}
-    return make_config(agent={"provider": "openai", **sections.pop("agent", {})}, llm=llm,
-                       resilience=resilience, **sections)
+    llm = {
+        "base_url": server.base_url,
+        "api_key_env": "",
+        "request_timeout": 5.0,
+        "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
+        **sections.pop("llm", {}),
+    }
+    resilience = {
+        "retry_wait_initial": 0.01,
+        "retry_wait_max": 0.05,
+        "retry_wait_jitter": 0.0,
+        **sections.pop("resilience", {}),
+    }
+    return make_config(
+        agent={"provider": "openai", **sections.pop("agent", {})},
+        llm=llm,
+        resilience=resilience,
+        **sections,
+    )

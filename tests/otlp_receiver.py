@@ -25,14 +25,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
 MODES = ("ok", "unavailable", "blackhole")
 _STATUS_NAMES = {0: "UNSET", 1: "OK", 2: "ERROR"}
-_KIND_NAMES = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER",
-               5: "CONSUMER"}
+_KIND_NAMES = {
+    0: "UNSPECIFIED",
+    1: "INTERNAL",
+    2: "SERVER",
+    3: "CLIENT",
+    4: "PRODUCER",
+    5: "CONSUMER",
+}
 
 
 @dataclass
@@ -60,7 +66,7 @@ def any_value(value: AnyValue) -> Any:
 
 def attributes(items: Any) -> dict[str, Any]:
     """OTLP ``KeyValue`` list → dict."""
-    return {item.key: any_value(item.value) for item in items if isinstance(item, KeyValue)}
+    return {item.key: any_value(item.value) for item in items}
 
 
 def flatten(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
@@ -70,22 +76,26 @@ def flatten(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
         resource = attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                spans.append({
-                    "trace_id": span.trace_id.hex(),
-                    "span_id": span.span_id.hex(),
-                    "parent_span_id": span.parent_span_id.hex() or None,
-                    "name": span.name,
-                    "kind": _KIND_NAMES.get(span.kind, str(span.kind)),
-                    "start_ns": span.start_time_unix_nano,
-                    "end_ns": span.end_time_unix_nano,
-                    "attributes": attributes(span.attributes),
-                    "status": _STATUS_NAMES.get(span.status.code, str(span.status.code)),
-                    "status_message": span.status.message,
-                    "events": [{"name": e.name, "attributes": attributes(e.attributes)}
-                               for e in span.events],
-                    "scope": scope_spans.scope.name,
-                    "resource": resource,
-                })
+                spans.append(
+                    {
+                        "trace_id": span.trace_id.hex(),
+                        "span_id": span.span_id.hex(),
+                        "parent_span_id": span.parent_span_id.hex() or None,
+                        "name": span.name,
+                        "kind": _KIND_NAMES.get(span.kind, str(span.kind)),
+                        "start_ns": span.start_time_unix_nano,
+                        "end_ns": span.end_time_unix_nano,
+                        "attributes": attributes(span.attributes),
+                        "status": _STATUS_NAMES.get(span.status.code, str(span.status.code)),
+                        "status_message": span.status.message,
+                        "events": [
+                            {"name": e.name, "attributes": attributes(e.attributes)}
+                            for e in span.events
+                        ],
+                        "scope": scope_spans.scope.name,
+                        "resource": resource,
+                    }
+                )
     return spans
 
 
@@ -105,8 +115,9 @@ class OTLPReceiver:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        name="otlp-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True
+        )
 
     @property
     def endpoint(self) -> str:
@@ -128,8 +139,9 @@ class OTLPReceiver:
         """The distinct trace ids received so far."""
         return {s["trace_id"] for s in self.snapshot()}
 
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool],
-                 timeout: float = 5.0) -> bool:
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+    ) -> bool:
         """Poll ``predicate(spans)`` until it is true or ``timeout`` passes; its last verdict."""
         deadline = time.monotonic() + timeout
         while True:
@@ -180,8 +192,13 @@ def _handler_class(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
 
-        def _answer(self, request: ReceivedRequest, status: int, body: bytes,
-                    content_type: str = "text/plain") -> None:
+        def _answer(
+            self,
+            request: ReceivedRequest,
+            status: int,
+            body: bytes,
+            content_type: str = "text/plain",
+        ) -> None:
             request.status = status
             try:
                 self.send_response(status)
@@ -221,7 +238,6 @@ def _handler_class(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
                 self._answer(request, 400, f"bad request: {exc}\n".encode())
                 return
             receiver._received(request, flatten(export))
-            self._answer(request, 200, ExportTraceServiceResponse().SerializeToString(),
-                         PROTOBUF)
+            self._answer(request, 200, ExportTraceServiceResponse().SerializeToString(), PROTOBUF)
 
     return Handler

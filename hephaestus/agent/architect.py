@@ -23,16 +23,21 @@ INSERT -> "line_number" (1-based, inserted before that line) + "content"; DELETE
 _MAX_FILE_BYTES = 200_000
 
 
-def plan_patch(models: RoleModels, objective: Objective, manifest: Manifest,
-               root: Path) -> PatchPlan:
+def plan_patch(
+    models: RoleModels, objective: Objective, manifest: Manifest, root: Path
+) -> PatchPlan:
     """Ask the architect for a plan; the objective's file is shown in full."""
     files = {}
     for path in _relevant_files(objective, manifest):
         full = root / path
         if full.is_file() and full.stat().st_size <= _MAX_FILE_BYTES:
             files[path] = TextFile.decode(full.read_bytes()).text
-    payload = {"task": "patch_plan", "objective": objective.to_json(),
-               "manifest": manifest.to_prompt(), "files": files}
+    payload = {
+        "task": "patch_plan",
+        "objective": objective.to_json(),
+        "manifest": manifest.to_prompt(),
+        "files": files,
+    }
     return parse_plan(ask_json(models, Role.ARCHITECT, build_messages(INSTRUCTIONS, payload)))
 
 

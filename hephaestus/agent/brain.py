@@ -23,9 +23,12 @@ objective listed in blocked_objectives. Reply with a JSON object:
 """
 
 
-def generate_next_objective(model_config: RoleModels, current_manifest: Manifest,
-                            current_objective: Objective | None = None,
-                            logger: logging.Logger | None = None) -> Objective | None:
+def generate_next_objective(
+    model_config: RoleModels,
+    current_manifest: Manifest,
+    current_objective: Objective | None = None,
+    logger: logging.Logger | None = None,
+) -> Objective | None:
     """Ask the brain for the next objective; ``None`` when it finds nothing worth doing.
 
     ``current_objective`` is the objective just worked on, so the brain moves on from it.
@@ -34,7 +37,8 @@ def generate_next_objective(model_config: RoleModels, current_manifest: Manifest
     """
     log = logger or _LOG
     payload: dict[str, Any] = {
-        "task": "next_objective", "manifest": current_manifest.to_prompt(),
+        "task": "next_objective",
+        "manifest": current_manifest.to_prompt(),
         "sources": current_manifest.sources,
         "recent_cycles": list(current_manifest.recent_cycles),
         "blocked_objectives": list(current_manifest.blocked_objectives),
@@ -47,12 +51,17 @@ def generate_next_objective(model_config: RoleModels, current_manifest: Manifest
         return None
     if not isinstance(text, str):
         raise CycleError(Reason.INVALID_PLAN, "brain: 'objective' must be a string or null")
-    objective = Objective(text=" ".join(text.split()), kind=_opt(answer, "kind") or "freeform",
-                          file_path=_opt(answer, "file_path"), symbol=_opt(answer, "symbol"),
-                          rationale=_opt(answer, "rationale") or "")
+    objective = Objective(
+        text=" ".join(text.split()),
+        kind=_opt(answer, "kind") or "freeform",
+        file_path=_opt(answer, "file_path"),
+        symbol=_opt(answer, "symbol"),
+        rationale=_opt(answer, "rationale") or "",
+    )
     if objective.text in current_manifest.blocked_objectives:
-        raise CycleError(Reason.REPEATED_OBJECTIVE,
-                         f"brain proposed a blocked objective again: {objective.text}")
+        raise CycleError(
+            Reason.REPEATED_OBJECTIVE, f"brain proposed a blocked objective again: {objective.text}"
+        )
     log.info("objective chosen", extra={"objective": objective.text, "kind": objective.kind})
     return objective
 

@@ -34,10 +34,14 @@ def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleMo
     if config.chaos.active:
         provider = ChaosProvider(provider, config.chaos)
     resilience = config.resilience
-    return RoleModels(provider, models, policy=RetryPolicy.from_config(resilience),
-                      request_timeout=config.llm.request_timeout,
-                      breaker_threshold=resilience.breaker_failure_threshold,
-                      breaker_reset=resilience.breaker_reset_timeout)
+    return RoleModels(
+        provider,
+        models,
+        policy=RetryPolicy.from_config(resilience),
+        request_timeout=config.llm.request_timeout,
+        breaker_threshold=resilience.breaker_failure_threshold,
+        breaker_reset=resilience.breaker_reset_timeout,
+    )
 
 
 def memory_path(config: Config, repo: GitRepo) -> Path:
@@ -52,9 +56,15 @@ def span_file_path(config: Config, repo: GitRepo) -> Path:
     return Path(configured) if configured else repo.agent_dir / "traces.jsonl"
 
 
-def build_runner(config: Config, project: Path, *, logger: logging.Logger | None = None,
-                 on_stage: StageListener | None = None, env: Mapping[str, str] | None = None,
-                 span_exporter: SpanExporter | None = None) -> CycleRunner:
+def build_runner(
+    config: Config,
+    project: Path,
+    *,
+    logger: logging.Logger | None = None,
+    on_stage: StageListener | None = None,
+    env: Mapping[str, str] | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> CycleRunner:
     """Open the repo and memory, set up telemetry, recover from a crash, return a runner.
 
     ``span_exporter`` adds an exporter (tests use an in-memory one).
@@ -74,15 +84,23 @@ def build_runner(config: Config, project: Path, *, logger: logging.Logger | None
         memory.close()
         lock.release()
         raise
-    handle = telemetry.setup_telemetry(config.telemetry, span_file=span_file_path(config, repo),
-                                       models=models.all_models, env=env,
-                                       extra_exporter=span_exporter)
+    handle = telemetry.setup_telemetry(
+        config.telemetry,
+        span_file=span_file_path(config, repo),
+        models=models.all_models,
+        env=env,
+        extra_exporter=span_exporter,
+    )
     telemetry.declare_series(
         outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
-        stages=[s.value for s in Stage], agents=list(AGENT_OF_STAGE.values()),
-        provider=models.provider.name, models=models.all_models)
-    runner = CycleRunner(config, repo, models, memory, logger=logger, on_stage=on_stage,
-                         telemetry_handle=handle)
+        stages=[s.value for s in Stage],
+        agents=list(AGENT_OF_STAGE.values()),
+        provider=models.provider.name,
+        models=models.all_models,
+    )
+    runner = CycleRunner(
+        config, repo, models, memory, logger=logger, on_stage=on_stage, telemetry_handle=handle
+    )
     runner.lock = lock
     recover(repo, memory, runner.workspaces_dir)
     return runner

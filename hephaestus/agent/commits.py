@@ -8,11 +8,24 @@ from pathlib import PurePosixPath
 from hephaestus.agent.models import Objective
 
 MAX_SUBJECT = 72
-_TYPES = {"module_docstring": "docs", "function_docstring": "docs", "unused_import": "refactor",
-          "none_comparison": "fix", "bare_except": "fix"}
-_KEYWORDS = (("docstring", "docs"), ("document", "docs"), ("test", "test"), ("fix", "fix"),
-             ("bug", "fix"), ("refactor", "refactor"), ("remove", "refactor"),
-             ("perf", "perf"), ("speed", "perf"))
+_TYPES = {
+    "module_docstring": "docs",
+    "function_docstring": "docs",
+    "unused_import": "refactor",
+    "none_comparison": "fix",
+    "bare_except": "fix",
+}
+_KEYWORDS = (
+    ("docstring", "docs"),
+    ("document", "docs"),
+    ("test", "test"),
+    ("fix", "fix"),
+    ("bug", "fix"),
+    ("refactor", "refactor"),
+    ("remove", "refactor"),
+    ("perf", "perf"),
+    ("speed", "perf"),
+)
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _MARKUP = re.compile(r"[`*#>|~]|(?<!\w)_{1,2}|_{1,2}(?!\w)|<[^>]*>")
 
@@ -24,7 +37,9 @@ def commit_message(objective: Objective) -> str:
     prefix = f"{kind}({scope}): " if scope else f"{kind}: "
     text = objective.text
     if objective.file_path:  # the scope already names the file
-        text = re.sub(rf"\s+(in|from|at|of)\s+`?{re.escape(objective.file_path)}(:\d+)?`?", "", text)
+        text = re.sub(
+            rf"\s+(in|from|at|of)\s+`?{re.escape(objective.file_path)}(:\d+)?`?", "", text
+        )
     description = sanitise(text).rstrip(" .:;,") or "improve code"
     if len(description) > 1 and description[1].islower():
         description = description[0].lower() + description[1:]

@@ -12,9 +12,15 @@ from hephaestus.agent.recovery import CommitJournal
 from hephaestus.agent.workspace import Workspace
 
 
-def commit_change(repo: GitRepo, workspace: Workspace, paths: tuple[str, ...],
-                  objective: Objective, correlation_id: str, journal: CommitJournal,
-                  critical: Callable[[], contextlib.AbstractContextManager[None]]) -> str:
+def commit_change(
+    repo: GitRepo,
+    workspace: Workspace,
+    paths: tuple[str, ...],
+    objective: Objective,
+    correlation_id: str,
+    journal: CommitJournal,
+    critical: Callable[[], contextlib.AbstractContextManager[None]],
+) -> str:
     """Commit ``paths`` in the workspace and fast-forward the target to it; return the sha.
 
     Refuses (``patch_conflict``) when the target's HEAD moved or a touched file has local
@@ -23,12 +29,16 @@ def commit_change(repo: GitRepo, workspace: Workspace, paths: tuple[str, ...],
     """
     head = repo.head()
     if head != workspace.base:
-        raise CycleError(Reason.PATCH_CONFLICT,
-                         f"the target's HEAD moved from {workspace.base[:12]} during the cycle")
+        raise CycleError(
+            Reason.PATCH_CONFLICT,
+            f"the target's HEAD moved from {workspace.base[:12]} during the cycle",
+        )
     dirty = repo.dirty_paths(paths)
     if dirty:
-        raise CycleError(Reason.PATCH_CONFLICT,
-                         f"the target has local changes in {', '.join(dirty)}; not overwriting")
+        raise CycleError(
+            Reason.PATCH_CONFLICT,
+            f"the target has local changes in {', '.join(dirty)}; not overwriting",
+        )
     sha = workspace.commit(paths, commit_message(objective))
     with critical():
         journal.write(workspace.base, sha, paths, correlation_id)

@@ -8,9 +8,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 AGENT_DIR = ".hephaestus"
-_FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "Hephaestus", "GIT_AUTHOR_EMAIL": "hephaestus@localhost",
-                      "GIT_COMMITTER_NAME": "Hephaestus",
-                      "GIT_COMMITTER_EMAIL": "hephaestus@localhost"}
+_FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Hephaestus",
+    "GIT_AUTHOR_EMAIL": "hephaestus@localhost",
+    "GIT_COMMITTER_NAME": "Hephaestus",
+    "GIT_COMMITTER_EMAIL": "hephaestus@localhost",
+}
 
 
 class GitError(RuntimeError):
@@ -21,14 +24,29 @@ class NotAGitRepository(GitError):
     """The project path is not inside a git work tree."""
 
 
-def git(args: Sequence[str], cwd: Path, *, env: Mapping[str, str] | None = None,
-        check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def git(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run ``git args`` in ``cwd`` and return the completed process (text mode)."""
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise GitError(
+            f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc
 
 
@@ -42,12 +60,15 @@ class GitRepo:
     def open(cls, path: Path) -> GitRepo:
         """Open the work tree containing ``path``, or raise :class:`NotAGitRepository`."""
         if not path.is_dir():
-            raise NotAGitRepository(f"{path} is not a directory; pass --project with a git repository")
+            raise NotAGitRepository(
+                f"{path} is not a directory; pass --project with a git repository"
+            )
         proc = git(["rev-parse", "--show-toplevel"], path, check=False)
         if proc.returncode != 0:
             raise NotAGitRepository(
                 f"{path} is not a git repository; run `git init` and commit first, or pass "
-                f"--project with a git repository")
+                f"--project with a git repository"
+            )
         return cls(Path(proc.stdout.strip()))
 
     @property
@@ -72,14 +93,19 @@ class GitRepo:
         return git(["status", "--porcelain", "--untracked-files=all"], self.root).stdout
 
     def ignore_agent_dir(self) -> None:
-        """Keep ``.hephaestus/`` out of git status via ``.git/info/exclude`` (no tracked file changes)."""
+        """Keep ``.hephaestus/`` out of git status via ``.git/info/exclude``.
+
+        No tracked file changes: the exclude file lives inside ``.git/``.
+        """
         exclude = Path(git(["rev-parse", "--git-path", "info/exclude"], self.root).stdout.strip())
         exclude = exclude if exclude.is_absolute() else self.root / exclude
         line = f"/{AGENT_DIR}/"
         text = exclude.read_text() if exclude.exists() else ""
         if line not in text.splitlines():
             exclude.parent.mkdir(parents=True, exist_ok=True)
-            exclude.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line + "\n")
+            exclude.write_text(
+                text + ("" if not text or text.endswith("\n") else "\n") + line + "\n"
+            )
 
     def identity_env(self) -> dict[str, str]:
         """A fallback author/committer when the repo and user have none configured."""
@@ -91,7 +117,9 @@ class GitRepo:
         """Which of ``paths`` differ from HEAD in the work tree or index (or exist untracked)."""
         if not paths:
             return []
-        out = git(["status", "--porcelain", "--untracked-files=all", "--", *paths], self.root).stdout
+        out = git(
+            ["status", "--porcelain", "--untracked-files=all", "--", *paths], self.root
+        ).stdout
         return [line[3:] for line in out.splitlines() if line.strip()]
 
     def fast_forward(self, commit: str) -> None:
@@ -100,8 +128,9 @@ class GitRepo:
 
     def restore_paths(self, base: str, paths: Sequence[str]) -> None:
         """Put ``paths`` back as they are in ``base``; delete those ``base`` does not have."""
-        tracked = set(git(["ls-tree", "-r", "--name-only", base, "--", *paths], self.root)
-                      .stdout.splitlines())
+        tracked = set(
+            git(["ls-tree", "-r", "--name-only", base, "--", *paths], self.root).stdout.splitlines()
+        )
         if tracked:
             git(["checkout", base, "--", *sorted(tracked)], self.root)
             git(["reset", "-q", base, "--", *sorted(tracked)], self.root)

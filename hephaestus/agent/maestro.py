@@ -17,18 +17,31 @@ tests when the project has them. Reply with a JSON object {"strategy": name, "ra
 """
 
 
-def choose_strategy(models: RoleModels, objective: Objective, plan: PatchPlan,
-                    manifest: Manifest, strategies: Mapping[str, Sequence[str]],
-                    default: str) -> StrategyChoice:
+def choose_strategy(
+    models: RoleModels,
+    objective: Objective,
+    plan: PatchPlan,
+    manifest: Manifest,
+    strategies: Mapping[str, Sequence[str]],
+    default: str,
+) -> StrategyChoice:
     """Ask the maestro; a strategy that is not configured fails the cycle with ``invalid_plan``."""
-    payload = {"task": "strategy", "objective": objective.to_json(),
-               "files": list(plan.files), "operations": [p.operation.value for p in plan.patches],
-               "has_tests": manifest.has_tests, "default_strategy": default,
-               "strategies": {name: list(steps) for name, steps in strategies.items()}}
+    payload = {
+        "task": "strategy",
+        "objective": objective.to_json(),
+        "files": list(plan.files),
+        "operations": [p.operation.value for p in plan.patches],
+        "has_tests": manifest.has_tests,
+        "default_strategy": default,
+        "strategies": {name: list(steps) for name, steps in strategies.items()},
+    }
     answer = ask_json(models, Role.MAESTRO, build_messages(INSTRUCTIONS, payload))
     name = answer.get("strategy")
     if not isinstance(name, str) or name not in strategies:
-        raise CycleError(Reason.INVALID_PLAN, f"maestro chose {name!r}, which is not a configured "
-                         f"strategy ({', '.join(strategies)})")
-    return StrategyChoice(name=name, steps=tuple(strategies[name]),
-                          rationale=str(answer.get("rationale") or ""))
+        raise CycleError(
+            Reason.INVALID_PLAN,
+            f"maestro chose {name!r}, which is not a configured strategy ({', '.join(strategies)})",
+        )
+    return StrategyChoice(
+        name=name, steps=tuple(strategies[name]), rationale=str(answer.get("rationale") or "")
+    )

@@ -48,15 +48,29 @@ class Manifest:
     def to_prompt(self) -> dict[str, Any]:
         """The manifest as the JSON object prompts carry."""
         return {
-            "files": [{"path": f.path, "size": f.size, "lines": f.lines, "test": f.is_test,
-                       "symbols": list(f.symbols)} for f in self.files],
-            "total_files": self.total_files, "truncated": self.truncated,
+            "files": [
+                {
+                    "path": f.path,
+                    "size": f.size,
+                    "lines": f.lines,
+                    "test": f.is_test,
+                    "symbols": list(f.symbols),
+                }
+                for f in self.files
+            ],
+            "total_files": self.total_files,
+            "truncated": self.truncated,
         }
 
 
-def scan(root: Path, *, max_files: int, max_source_bytes: int,
-         recent_cycles: tuple[dict[str, Any], ...] = (),
-         blocked_objectives: tuple[str, ...] = ()) -> Manifest:
+def scan(
+    root: Path,
+    *,
+    max_files: int,
+    max_source_bytes: int,
+    recent_cycles: tuple[dict[str, Any], ...] = (),
+    blocked_objectives: tuple[str, ...] = (),
+) -> Manifest:
     """Build the manifest of the tracked files under ``root``.
 
     Python sources go into ``sources`` (non-test files first, smallest paths first) until
@@ -77,8 +91,13 @@ def scan(root: Path, *, max_files: int, max_source_bytes: int,
         if path.endswith(".py") and not is_test_file(path) and text and len(text) <= budget:
             sources[path] = text
             budget -= len(text)
-    return Manifest(files=tuple(entries), total_files=len(paths), sources=sources,
-                    recent_cycles=recent_cycles, blocked_objectives=blocked_objectives)
+    return Manifest(
+        files=tuple(entries),
+        total_files=len(paths),
+        sources=sources,
+        recent_cycles=recent_cycles,
+        blocked_objectives=blocked_objectives,
+    )
 
 
 def _symbols(text: str) -> tuple[str, ...]:
@@ -91,6 +110,9 @@ def _symbols(text: str) -> tuple[str, ...]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.append(node.name)
             if isinstance(node, ast.ClassDef):
-                names.extend(f"{node.name}.{n.name}" for n in node.body
-                             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+                names.extend(
+                    f"{node.name}.{n.name}"
+                    for n in node.body
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                )
     return tuple(names)

@@ -50,34 +50,66 @@ class MemoryStoreError(RuntimeError):
 class Memory:
     """Cycle history in SQLite; safe to share between the cycle thread and HTTP handlers."""
 
-    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 5.0, *, writable: bool = True) -> None:
+        """Open (or create) the database; with ``writable``, prove a write lock can be taken.
+
+        Read-only users (``hephaestus history``) pass ``writable=False`` and never write.
+        """
         self.path = path
         self._lock = threading.Lock()
         self._conn = self._connect(busy_timeout)
+        if writable:
+            try:
+                self._probe_write()
+            except sqlite3.Error as exc:
+                self._conn.close()
+                raise self._error("open", exc) from None
+
+    def _probe_write(self) -> None:
+        """Take the write lock and open the table for writing, changing nothing."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM cycles WHERE 0")  # fails on a read-only file
+        finally:
+            self._conn.execute("ROLLBACK")
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False,
-                                   isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None
+            )
             conn.row_factory = sqlite3.Row
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+                raise sqlite3.DatabaseError(
+                    f"integrity check failed: {check.splitlines()[0][:200]}"
+                )
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise MemoryStoreError(
                     f"memory database {self.path} has schema v{version}, newer than this "
-                    f"Hephaestus (v{SCHEMA_VERSION}); upgrade Hephaestus or use another agent.memory_path")
-            conn.execute("PRAGMA journal_mode=WAL")
+                    f"Hephaestus (v{SCHEMA_VERSION}); upgrade Hephaestus or use another "
+                    "agent.memory_path"
+                )
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise self._error("open", exc) from None
-        except OSError as exc:
-            raise MemoryStoreError(f"cannot create memory database {self.path}: {exc.strerror}; "
-                                   f"fix permissions or set agent.memory_path") from None
+            if version < SCHEMA_VERSION:  # only a new (or older) database is written on open
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except (sqlite3.Error, MemoryStoreError, OSError) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, MemoryStoreError):
+                raise
+            if isinstance(exc, sqlite3.Error):
+                raise self._error("open", exc) from None
+            raise MemoryStoreError(
+                f"cannot create memory database {self.path}: {exc.strerror}; "
+                f"fix permissions or set agent.memory_path"
+            ) from None
         return conn
 
     def _error(self, action: str, exc: sqlite3.Error) -> MemoryStoreError:
@@ -89,8 +121,10 @@ class Memory:
         elif isinstance(exc, sqlite3.IntegrityError):
             fix = "it already holds a cycle with this correlation id; use a new one"
         else:
-            fix = ("it looks corrupt; move it aside (it is never reset automatically) or restore "
-                   "a backup, then start again")
+            fix = (
+                "it looks corrupt; move it aside (it is never reset automatically) or restore "
+                "a backup, then start again"
+            )
         return MemoryStoreError(f"cannot {action} memory database {self.path}: {text}; {fix}")
 
     @contextmanager
@@ -106,9 +140,12 @@ class Memory:
                 raise self._error(action, exc) from None
 
     def check_writable(self) -> None:
-        """Raise :class:`MemoryStoreError` unless a write transaction can be taken now."""
-        with self._write("write to"):
-            pass
+        """Raise :class:`MemoryStoreError` unless the database can be written now."""
+        with self._lock:
+            try:
+                self._probe_write()
+            except sqlite3.Error as exc:
+                raise self._error("write to", exc) from None
 
     def next_cycle_number(self) -> int:
         """One more than the highest cycle number recorded."""
@@ -121,28 +158,45 @@ class Memory:
             conn.execute(
                 "INSERT INTO cycles (correlation_id, trace_id, cycle_number, status, started_at,"
                 " pid, provider) VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                (result.correlation_id, result.trace_id, result.cycle_number, result.started_at,
-                 os.getpid(), result.provider))
+                (
+                    result.correlation_id,
+                    result.trace_id,
+                    result.cycle_number,
+                    result.started_at,
+                    os.getpid(),
+                    result.provider,
+                ),
+            )
 
     def finish_cycle(self, result: CycleResult) -> None:
         """Complete the cycle's row with its outcome, durations and usage."""
         objective = result.objective
         values = {
-            "trace_id": result.trace_id, "status": "finished",
+            "trace_id": result.trace_id,
+            "status": "finished",
             "objective": objective.text if objective else None,
             "objective_kind": objective.kind if objective else None,
             "objective_file": objective.file_path if objective else None,
-            "outcome": result.outcome.value, "reason": result.reason.value,
-            "detail": result.detail[:2000], "strategy": result.strategy,
-            "commit_sha": result.commit_sha, "files": json.dumps(list(result.files)),
-            "provider": result.provider, "model": result.model, "llm_calls": result.llm_calls,
-            "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
-            "durations": json.dumps(result.durations), "finished_at": result.finished_at,
+            "outcome": result.outcome.value,
+            "reason": result.reason.value,
+            "detail": result.detail[:2000],
+            "strategy": result.strategy,
+            "commit_sha": result.commit_sha,
+            "files": json.dumps(list(result.files)),
+            "provider": result.provider,
+            "model": result.model,
+            "llm_calls": result.llm_calls,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "durations": json.dumps(result.durations),
+            "finished_at": result.finished_at,
         }
         assignments = ", ".join(f"{key} = :{key}" for key in values)
         with self._write("write to") as conn:
-            conn.execute(f"UPDATE cycles SET {assignments} WHERE correlation_id = :cid",  # noqa: S608
-                         {**values, "cid": result.correlation_id})
+            conn.execute(
+                f"UPDATE cycles SET {assignments} WHERE correlation_id = :cid",  # noqa: S608
+                {**values, "cid": result.correlation_id},
+            )
 
     def mark_interrupted(self) -> list[str]:
         """Mark cycles left ``running`` by a dead process as ``aborted``/``interrupted``."""
@@ -153,20 +207,29 @@ class Memory:
                 conn.execute(
                     "UPDATE cycles SET status = 'finished', outcome = ?, reason = ?, detail = ?,"
                     " finished_at = ? WHERE correlation_id = ?",
-                    (Outcome.ABORTED.value, Reason.INTERRUPTED.value,
-                     "the process running this cycle died; recovered on restart", time.time(), cid))
+                    (
+                        Outcome.ABORTED.value,
+                        Reason.INTERRUPTED.value,
+                        "the process running this cycle died; recovered on restart",
+                        time.time(),
+                        cid,
+                    ),
+                )
         return stale
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest ``limit`` cycles, newest first, as plain dicts."""
-        rows = self._query("SELECT * FROM cycles ORDER BY started_at DESC, id DESC LIMIT ?",
-                           (max(0, limit),))
+        rows = self._query(
+            "SELECT * FROM cycles ORDER BY started_at DESC, id DESC LIMIT ?", (max(0, limit),)
+        )
         return [_row_dict(r) for r in rows]
 
     def find(self, any_id: str) -> dict[str, Any] | None:
         """The cycle with this correlation id or trace id, if any."""
-        rows = self._query("SELECT * FROM cycles WHERE correlation_id = ? OR trace_id = ? LIMIT 1",
-                           (any_id, any_id))
+        rows = self._query(
+            "SELECT * FROM cycles WHERE correlation_id = ? OR trace_id = ? LIMIT 1",
+            (any_id, any_id),
+        )
         return _row_dict(rows[0]) if rows else None
 
     def failure_counts(self, window: int) -> dict[str, int]:

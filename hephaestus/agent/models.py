@@ -47,8 +47,16 @@ class Reason(enum.StrEnum):
 
 _OUTCOME_OF = {
     Reason.COMMITTED: Outcome.SUCCEEDED,
-    **{r: Outcome.REJECTED for r in (Reason.NO_OBJECTIVE, Reason.REPEATED_OBJECTIVE,
-                                     Reason.REVIEW_REJECTED, Reason.DISCARDED, Reason.NO_CHANGE)},
+    **{
+        r: Outcome.REJECTED
+        for r in (
+            Reason.NO_OBJECTIVE,
+            Reason.REPEATED_OBJECTIVE,
+            Reason.REVIEW_REJECTED,
+            Reason.DISCARDED,
+            Reason.NO_CHANGE,
+        )
+    },
     **{r: Outcome.ABORTED for r in (Reason.SHUTDOWN, Reason.INTERRUPTED)},
 }
 for _reason in Reason:
@@ -85,6 +93,8 @@ class CycleAborted(BaseException):
     A ``BaseException`` so that no ``except Exception`` on the way swallows it.
     """
 
+    reason = Reason.SHUTDOWN
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -99,8 +109,13 @@ class Objective:
 
     def to_json(self) -> dict[str, Any]:
         """The objective as the JSON object the prompts carry."""
-        return {"objective": self.text, "kind": self.kind, "file_path": self.file_path,
-                "symbol": self.symbol, "rationale": self.rationale}
+        return {
+            "objective": self.text,
+            "kind": self.kind,
+            "file_path": self.file_path,
+            "symbol": self.symbol,
+            "rationale": self.rationale,
+        }
 
 
 class Operation(enum.StrEnum):

@@ -1,5 +1,7 @@
-"""Run one improvement cycle: scan → objective → plan → review → strategy → apply → validate →
-commit | discard → record. Each stage is a small function; this module only sequences them.
+"""Run one improvement cycle, stage by stage.
+
+scan → objective → plan → review → strategy → apply → validate → commit | discard → record.
+Each stage is a small function elsewhere; this module only sequences them.
 """
 
 from __future__ import annotations
@@ -48,8 +50,12 @@ from hephaestus.resilience.timeouts import Deadline, current_deadline, deadline_
 _LOG = logging.getLogger("hephaestus.cycle")
 
 StageListener = Callable[[CycleResult, Stage], None]
-AGENT_OF_STAGE = {Stage.OBJECTIVE: "brain", Stage.PLAN: "architect", Stage.REVIEW: "code_reviewer",
-                  Stage.STRATEGY: "maestro"}
+AGENT_OF_STAGE = {
+    Stage.OBJECTIVE: "brain",
+    Stage.PLAN: "architect",
+    Stage.REVIEW: "code_reviewer",
+    Stage.STRATEGY: "maestro",
+}
 
 
 @dataclass
@@ -68,10 +74,16 @@ class _CycleState:
 class CycleRunner:
     """Runs cycles against one repository with one set of models and one memory."""
 
-    def __init__(self, config: Config, repo: GitRepo, models: RoleModels, memory: Memory,
-                 logger: logging.Logger | None = None,
-                 on_stage: StageListener | None = None,
-                 telemetry_handle: telemetry.Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        repo: GitRepo,
+        models: RoleModels,
+        memory: Memory,
+        logger: logging.Logger | None = None,
+        on_stage: StageListener | None = None,
+        telemetry_handle: telemetry.Telemetry | None = None,
+    ) -> None:
         self.config = config
         self.repo = repo
         self.models = models
@@ -96,16 +108,23 @@ class CycleRunner:
         """Finish the current stage, then end the cycle as ``aborted`` (graceful shutdown)."""
         self.stop_requested.set()
 
-    def run_cycle(self, objective: str | None = None,
-                  correlation_id: str | None = None) -> CycleResult:
+    def run_cycle(
+        self, objective: str | None = None, correlation_id: str | None = None
+    ) -> CycleResult:
         """Run one cycle and return its result; the target repo changes only on success."""
-        result = CycleResult(correlation_id=correlation_id or str(uuid.uuid4()),
-                             cycle_number=self.memory.next_cycle_number(),
-                             provider=self.models.provider.name, started_at=time.time())
-        state = _CycleState(result, Deadline.after(self.config.resilience.cycle_timeout,
-                                                   "cycle deadline"))
-        with telemetry.cycle_span(result.correlation_id, result.cycle_number) as root, \
-                usage_scope() as usage:
+        result = CycleResult(
+            correlation_id=correlation_id or str(uuid.uuid4()),
+            cycle_number=self.memory.next_cycle_number(),
+            provider=self.models.provider.name,
+            started_at=time.time(),
+        )
+        state = _CycleState(
+            result, Deadline.after(self.config.resilience.cycle_timeout, "cycle deadline")
+        )
+        with (
+            telemetry.cycle_span(result.correlation_id, result.cycle_number) as root,
+            usage_scope() as usage,
+        ):
             result.trace_id = root.trace_id
             self.memory.start_cycle(result)
             try:
@@ -148,14 +167,29 @@ class CycleRunner:
         with self._stage(state, Stage.RECORD):
             result.finished_at = time.time()
             self.memory.finish_cycle(result)
-        root.finish(result.outcome.value, result.reason.value, {
-            "llm_calls": result.llm_calls, "usage.input_tokens": result.input_tokens,
-            "usage.output_tokens": result.output_tokens})
-        telemetry.record_cycle(result.outcome.value, result.reason.value, result.duration, root)
-        self.log.info("cycle finished", extra={
-            "outcome": result.outcome.value, "reason": result.reason.value,
-            "detail": result.detail, "duration_s": round(result.duration, 3),
-            "commit": result.commit_sha, "objective": getattr(result.objective, "text", None)})
+        root.finish(
+            result.outcome.value,
+            result.reason.value,
+            {
+                "llm_calls": result.llm_calls,
+                "usage.input_tokens": result.input_tokens,
+                "usage.output_tokens": result.output_tokens,
+            },
+        )
+        telemetry.record_cycle(
+            result.outcome.value, result.reason.value, result.started_at, result.finished_at, root
+        )
+        self.log.info(
+            "cycle finished",
+            extra={
+                "outcome": result.outcome.value,
+                "reason": result.reason.value,
+                "detail": result.detail,
+                "duration_s": round(result.duration, 3),
+                "commit": result.commit_sha,
+                "objective": getattr(result.objective, "text", None),
+            },
+        )
 
     @contextlib.contextmanager
     def _stage(self, state: _CycleState, stage: Stage) -> Iterator[None]:
@@ -166,8 +200,9 @@ class CycleRunner:
                 self._check_may_start(state, stage)
             if self.on_stage is not None:
                 self.on_stage(result, stage)
-            deadline = state.deadline.within(self.config.resilience.stage_timeout,
-                                             f"{stage.value} stage timeout")
+            deadline = state.deadline.within(
+                self.config.resilience.stage_timeout, f"{stage.value} stage timeout"
+            )
             started = time.perf_counter()
             try:
                 with deadline_scope(deadline):
@@ -176,16 +211,21 @@ class CycleRunner:
                 elapsed = time.perf_counter() - started
                 result.durations[stage.value] = result.durations.get(stage.value, 0.0) + elapsed
             if stage not in (Stage.COMMIT, Stage.RECORD) and deadline.expired:
-                raise CycleError(Reason.TIMEOUT, f"the {deadline.what} passed during the "
-                                 f"{stage.value} stage ({elapsed:.1f}s)")
+                raise CycleError(
+                    Reason.TIMEOUT,
+                    f"the {deadline.what} passed during the {stage.value} stage ({elapsed:.1f}s)",
+                )
 
     def _check_may_start(self, state: _CycleState, stage: Stage) -> None:
         if self.stop_requested.is_set():
-            raise CycleError(Reason.SHUTDOWN,
-                             f"shutdown requested; the cycle stopped before the {stage.value} stage")
+            raise CycleError(
+                Reason.SHUTDOWN,
+                f"shutdown requested; the cycle stopped before the {stage.value} stage",
+            )
         if state.deadline.expired:
-            raise CycleError(Reason.TIMEOUT,
-                             f"the cycle deadline passed before the {stage.value} stage")
+            raise CycleError(
+                Reason.TIMEOUT, f"the cycle deadline passed before the {stage.value} stage"
+            )
 
     def _run_stages(self, state: _CycleState, objective_text: str | None) -> None:
         result = state.result
@@ -194,8 +234,9 @@ class CycleRunner:
         with self._stage(state, Stage.OBJECTIVE):
             result.objective = self._objective(state, objective_text)
         with self._stage(state, Stage.PLAN):
-            state.plan = plan_patch(self.models, result.objective, state.manifest,
-                                    state.workspace.root)
+            state.plan = plan_patch(
+                self.models, result.objective, state.manifest, state.workspace.root
+            )
         with self._stage(state, Stage.REVIEW):
             self._review(state)
         with self._stage(state, Stage.STRATEGY):
@@ -209,23 +250,34 @@ class CycleRunner:
 
     def _scan(self, state: _CycleState) -> None:
         agent = self.config.agent
-        state.workspace = Workspace.create(self.repo, self.workspaces_dir,
-                                           state.result.correlation_id)
+        state.workspace = Workspace.create(
+            self.repo, self.workspaces_dir, state.result.correlation_id
+        )
         recent = self.memory.recent(agent.history_window)
-        history = tuple({"objective": r["objective"], "outcome": r["outcome"],
-                         "reason": r["reason"]} for r in recent if r["objective"])
-        blocked = tuple(text for text, count in
-                        self.memory.failure_counts(agent.history_window).items()
-                        if count >= agent.max_objective_failures)
-        state.manifest = scan(state.workspace.root, max_files=agent.max_manifest_files,
-                              max_source_bytes=agent.max_prompt_source_bytes,
-                              recent_cycles=history, blocked_objectives=blocked)
+        history = tuple(
+            {"objective": r["objective"], "outcome": r["outcome"], "reason": r["reason"]}
+            for r in recent
+            if r["objective"]
+        )
+        blocked = tuple(
+            text
+            for text, count in self.memory.failure_counts(agent.history_window).items()
+            if count >= agent.max_objective_failures
+        )
+        state.manifest = scan(
+            state.workspace.root,
+            max_files=agent.max_manifest_files,
+            max_source_bytes=agent.max_prompt_source_bytes,
+            recent_cycles=history,
+            blocked_objectives=blocked,
+        )
 
     def _objective(self, state: _CycleState, text: str | None) -> Objective:
         if text is not None:
             return Objective(text=" ".join(text.split()), source="operator")
-        objective = generate_next_objective(self.models, state.manifest, self.last_objective,
-                                            logger=self.log)
+        objective = generate_next_objective(
+            self.models, state.manifest, self.last_objective, logger=self.log
+        )
         if objective is None:
             raise CycleError(Reason.NO_OBJECTIVE, "the brain found nothing worth changing")
         self.last_objective = objective
@@ -233,17 +285,27 @@ class CycleRunner:
 
     def _review(self, state: _CycleState) -> None:
         agent = self.config.agent
-        review = review_plan(self.models, state.result.objective, state.plan,
-                             state.workspace.root, max_files=agent.max_patch_files,
-                             mode=agent.review_mode)
+        review = review_plan(
+            self.models,
+            state.result.objective,
+            state.plan,
+            state.workspace.root,
+            max_files=agent.max_patch_files,
+            mode=agent.review_mode,
+        )
         if not review.approved:
             raise CycleError(Reason.REVIEW_REJECTED, f"review rejected the plan: {review.feedback}")
 
     def _strategy(self, state: _CycleState) -> None:
         validation_config = self.config.validation
-        state.strategy = choose_strategy(self.models, state.result.objective, state.plan,
-                                         state.manifest, validation_config.strategies,
-                                         validation_config.default_strategy)
+        state.strategy = choose_strategy(
+            self.models,
+            state.result.objective,
+            state.plan,
+            state.manifest,
+            validation_config.strategies,
+            validation_config.default_strategy,
+        )
         state.result.strategy = state.strategy.name
         if not state.strategy.steps:
             raise CycleError(Reason.DISCARDED, f"strategy {state.strategy.name} discards the plan")
@@ -269,35 +331,53 @@ class CycleRunner:
         with telemetry.tool_span("pytest") as tool:
             try:
                 run = validation.run_pytest(
-                    workspace.root, [*tool.pytest_args(), *config.pytest_args],
-                    timeout=current_deadline().cap(config.pytest_timeout), env=tool.env(),
-                    pid_file=workspace.root.parent / f"{workspace.root.name}{PYTEST_PID_SUFFIX}")
+                    workspace.root,
+                    [*tool.pytest_args(), *config.pytest_args],
+                    timeout=current_deadline().cap(config.pytest_timeout),
+                    env=tool.env(),
+                    pid_file=workspace.root.parent / f"{workspace.root.name}{PYTEST_PID_SUFFIX}",
+                )
             except CycleError as exc:
                 tool.result(exc.reason.value)
                 raise
             tool.result(run.result, run.exit_code)
         if run.result == "failed":
             tail = run.output_tail.strip().splitlines()[-1:] or [""]
-            raise CycleError(Reason.TESTS_FAILED,
-                             f"pytest exited with {run.exit_code}: {tail[0][:300]}")
+            raise CycleError(
+                Reason.TESTS_FAILED, f"pytest exited with {run.exit_code}: {tail[0][:300]}"
+            )
 
     def _commit(self, state: _CycleState) -> None:
         result = state.result
-        result.commit_sha = commit_change(self.repo, state.workspace, state.changed,
-                                          result.objective, result.correlation_id, self.journal,
-                                          self._critical)
+        result.commit_sha = commit_change(
+            self.repo,
+            state.workspace,
+            state.changed,
+            result.objective,
+            result.correlation_id,
+            self.journal,
+            self._critical,
+        )
 
     def llm_status(self) -> dict[str, object]:
-        """Provider, models and breaker states for ``/api/health``; ``error`` when a role has
-        every breaker open (its stage would fail fast), ``degraded`` when any breaker is open.
+        """Provider, models and breaker states for ``/api/health``.
+
+        ``error`` when a role has every breaker open (its stage would fail fast),
+        ``degraded`` when any breaker is open.
         """
         breakers = {b.name: b.state.value for b in self.models.breakers.values()}
-        status: dict[str, object] = {"status": "ok", "provider": self.models.provider.name,
-                                     "models": list(self.models.all_models), "breakers": breakers}
+        status: dict[str, object] = {
+            "status": "ok",
+            "provider": self.models.provider.name,
+            "models": list(self.models.all_models),
+            "breakers": breakers,
+        }
         blocked = self.models.open_roles()
         if blocked:
-            status |= {"status": "error", "reason": "every circuit breaker is open for "
-                       f"{', '.join(blocked)}"}
+            status |= {
+                "status": "error",
+                "reason": f"every circuit breaker is open for {', '.join(blocked)}",
+            }
         elif "open" in breakers.values():
             status["status"] = "degraded"
         return status

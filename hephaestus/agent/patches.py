@@ -20,7 +20,7 @@ _RESERVED_DIRS = (".git", ".hephaestus")
 
 
 def parse_plan(data: Any) -> PatchPlan:
-    """Turn the architect's decoded JSON into a :class:`PatchPlan`, or fail with ``invalid_plan``."""
+    """Turn the architect's decoded JSON into a :class:`PatchPlan`; fail with ``invalid_plan``."""
     if not isinstance(data, dict):
         raise _invalid(f"the plan must be a JSON object, got {type(data).__name__}")
     items = data.get("patches_to_apply")
@@ -30,8 +30,9 @@ def parse_plan(data: Any) -> PatchPlan:
         raise _invalid("the plan has no patches")
     analysis = data.get("analysis", "")
     patches = tuple(_parse_patch(i, item) for i, item in enumerate(items))
-    return PatchPlan(analysis=analysis if isinstance(analysis, str) else str(analysis),
-                     patches=patches)
+    return PatchPlan(
+        analysis=analysis if isinstance(analysis, str) else str(analysis), patches=patches
+    )
 
 
 def _parse_patch(index: int, item: Any) -> Patch:
@@ -51,16 +52,22 @@ def _parse_patch(index: int, item: Any) -> Patch:
         raise _invalid(f"{where} content must be a string")
     block_key = "block_to_delete" if operation is Operation.DELETE_BLOCK else "block_to_replace"
     block = item.get(block_key, "")
-    if operation in (Operation.REPLACE, Operation.DELETE_BLOCK):
-        if not isinstance(block, str) or not block:
-            raise _invalid(f"{where} ({operation}) needs a non-empty {block_key}")
+    if operation in (Operation.REPLACE, Operation.DELETE_BLOCK) and (
+        not isinstance(block, str) or not block
+    ):
+        raise _invalid(f"{where} ({operation}) needs a non-empty {block_key}")
     line_number = item.get("line_number")
     if operation is Operation.INSERT and (
         not isinstance(line_number, int) or isinstance(line_number, bool) or line_number < 1
     ):
         raise _invalid(f"{where} (INSERT) needs a line_number >= 1")
-    return Patch(file_path=path, operation=operation, content=content,
-                 block=block if isinstance(block, str) else "", line_number=line_number)
+    return Patch(
+        file_path=path,
+        operation=operation,
+        content=content,
+        block=block if isinstance(block, str) else "",
+        line_number=line_number,
+    )
 
 
 def _invalid(detail: str) -> CycleError:
@@ -75,8 +82,11 @@ def safe_path(root: Path, relative: str) -> Path:
     """
     if "\x00" in relative:
         raise _unsafe(relative, "contains a NUL byte")
-    if PurePosixPath(relative.replace("\\", "/")).is_absolute() \
-            or PureWindowsPath(relative).is_absolute() or PureWindowsPath(relative).drive:
+    if (
+        PurePosixPath(relative.replace("\\", "/")).is_absolute()
+        or PureWindowsPath(relative).is_absolute()
+        or PureWindowsPath(relative).drive
+    ):
         raise _unsafe(relative, "is absolute")
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if ".." in parts:
@@ -109,7 +119,7 @@ class TextFile:
     def decode(cls, raw: bytes) -> TextFile:
         """Decode bytes, remembering BOM, PEP 263 coding cookie and CRLF line endings."""
         bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
-        body = raw[len(bom):]
+        body = raw[len(bom) :]
         encoding = "utf-8"
         cookie = _CODING_RE.search(b"\n".join(body.splitlines()[:2]))
         if cookie and not bom:
@@ -128,8 +138,10 @@ class TextFile:
         try:
             return self.bom + text.encode(self.encoding)
         except UnicodeEncodeError as exc:
-            raise CycleError(Reason.PATCH_CONFLICT,
-                             f"new text cannot be encoded as {self.encoding}: {exc.reason}") from None
+            raise CycleError(
+                Reason.PATCH_CONFLICT,
+                f"new text cannot be encoded as {self.encoding}: {exc.reason}",
+            ) from None
 
 
 def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
@@ -158,10 +170,14 @@ def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
 def _read(path: Path, patch: Patch) -> TextFile | None:
     if patch.operation is Operation.CREATE_FILE:
         if path.exists():
-            raise CycleError(Reason.PATCH_CONFLICT, f"{patch.file_path} already exists (CREATE_FILE)")
+            raise CycleError(
+                Reason.PATCH_CONFLICT, f"{patch.file_path} already exists (CREATE_FILE)"
+            )
         return None
     if not path.is_file():
-        raise CycleError(Reason.PATCH_CONFLICT, f"{patch.file_path} does not exist ({patch.operation})")
+        raise CycleError(
+            Reason.PATCH_CONFLICT, f"{patch.file_path} does not exist ({patch.operation})"
+        )
     return TextFile.decode(path.read_bytes())
 
 
@@ -169,7 +185,9 @@ def _apply_one(patch: Patch, text: str, *, exists: bool) -> str:
     content = patch.content.replace("\r\n", "\n")
     if patch.operation is Operation.CREATE_FILE:
         if exists:
-            raise CycleError(Reason.PATCH_CONFLICT, f"{patch.file_path} already exists (CREATE_FILE)")
+            raise CycleError(
+                Reason.PATCH_CONFLICT, f"{patch.file_path} already exists (CREATE_FILE)"
+            )
         return content if content.endswith("\n") or not content else content + "\n"
     if patch.operation is Operation.INSERT:
         return _insert(patch, text, content)
@@ -186,8 +204,10 @@ def _find_once(patch: Patch, text: str, block: str) -> int:
         count = 2  # overlapping occurrences, which str.count does not see
     if count != 1:
         what = "not found" if count == 0 else f"found {count} times (ambiguous)"
-        raise CycleError(Reason.PATCH_CONFLICT,
-                         f"{patch.operation} block {what} in {patch.file_path}: {block[:60]!r}")
+        raise CycleError(
+            Reason.PATCH_CONFLICT,
+            f"{patch.operation} block {what} in {patch.file_path}: {block[:60]!r}",
+        )
     return text.index(block)
 
 
@@ -195,8 +215,11 @@ def _insert(patch: Patch, text: str, content: str) -> str:
     lines = text.splitlines(keepends=True)
     index = (patch.line_number or 1) - 1
     if index > len(lines):
-        raise CycleError(Reason.PATCH_CONFLICT, f"INSERT at line {patch.line_number} of "
-                         f"{patch.file_path}, which has {len(lines)} lines")
+        raise CycleError(
+            Reason.PATCH_CONFLICT,
+            f"INSERT at line {patch.line_number} of "
+            f"{patch.file_path}, which has {len(lines)} lines",
+        )
     if lines and index == len(lines) and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     if content and not content.endswith("\n"):

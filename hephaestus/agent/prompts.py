@@ -13,8 +13,11 @@ from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
 
 def build_messages(instructions: str, payload: dict[str, Any]) -> list[Message]:
     """A system message with the role's instructions and a user message holding the payload."""
-    user = "Input follows as JSON. Reply with one JSON object only.\n\n```json\n" \
-        + json.dumps(payload, indent=1, ensure_ascii=False) + "\n```"
+    user = (
+        "Input follows as JSON. Reply with one JSON object only.\n\n```json\n"
+        + json.dumps(payload, indent=1, ensure_ascii=False)
+        + "\n```"
+    )
     return [Message("system", instructions.strip()), Message("user", user)]
 
 

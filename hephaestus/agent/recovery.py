@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hephaestus.agent.gitrepo import GitRepo, git
 from hephaestus.agent.memory import Memory
-from hephaestus.agent.workspace import remove_stale_workspaces
+from hephaestus.agent.workspace import WorkspaceError, remove_stale_workspaces
 
 _LOG = logging.getLogger("hephaestus.recovery")
 JOURNAL_NAME = "commit-journal.json"
@@ -41,8 +41,10 @@ class AgentLock:
         except BlockingIOError:
             holder = os.read(self._fd, 32).decode(errors="replace").strip() or "?"
             os.close(self._fd)
-            raise AgentLocked(f"another hephaestus process (pid {holder}) is running cycles on "
-                              f"{path.parent.parent}; stop it or wait for it to finish") from None
+            raise AgentLocked(
+                f"another hephaestus process (pid {holder}) is running cycles on "
+                f"{path.parent.parent}; stop it or wait for it to finish"
+            ) from None
         os.ftruncate(self._fd, 0)
         os.write(self._fd, str(os.getpid()).encode())
 
@@ -61,8 +63,9 @@ class CommitJournal:
     def write(self, base: str, commit: str, paths: tuple[str, ...], correlation_id: str) -> None:
         """Durably record the intended fast-forward (write, fsync, rename)."""
         tmp = self.path.with_suffix(".tmp")
-        data = json.dumps({"base": base, "commit": commit, "paths": list(paths),
-                           "correlation_id": correlation_id})
+        data = json.dumps(
+            {"base": base, "commit": commit, "paths": list(paths), "correlation_id": correlation_id}
+        )
         with tmp.open("w") as handle:
             handle.write(data)
             handle.flush()
@@ -105,11 +108,32 @@ def recover(repo: GitRepo, memory: Memory, workspaces_dir: Path) -> RecoveryRepo
     report.orphans = _kill_orphans(workspaces_dir)
     report.workspaces = remove_stale_workspaces(repo, workspaces_dir)
     report.interrupted = memory.mark_interrupted()
+    _check_workspaces_dir(workspaces_dir)
     if report.anything:
-        _LOG.warning("recovered from an interrupted run", extra={
-            "journal": report.journal, "orphan_pytest_pids": report.orphans,
-            "stale_workspaces": report.workspaces, "interrupted_cycles": report.interrupted})
+        _LOG.warning(
+            "recovered from an interrupted run",
+            extra={
+                "journal": report.journal,
+                "orphan_pytest_pids": report.orphans,
+                "stale_workspaces": report.workspaces,
+                "interrupted_cycles": report.interrupted,
+            },
+        )
     return report
+
+
+def _check_workspaces_dir(workspaces_dir: Path) -> None:
+    """Fail at start, with the path and the fix, when no workspace can be created there."""
+    try:
+        workspaces_dir.mkdir(parents=True, exist_ok=True)
+        probe = workspaces_dir / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise WorkspaceError(
+            f"workspace directory {workspaces_dir} is not writable ({exc.strerror}); fix its "
+            f"permissions or set agent.workspace_dir to a writable directory"
+        ) from None
 
 
 def _finish_journal(repo: GitRepo, journal: CommitJournal) -> str | None:
@@ -151,4 +175,3 @@ def _kill_orphans(workspaces_dir: Path) -> list[int]:
                 killed.append(pid)
         pid_file.unlink(missing_ok=True)
     return killed
-

@@ -24,8 +24,12 @@ _MAX_CONTENT_LINES = 200
 def rule_verdict(plan: PatchPlan, max_files: int) -> Review | None:
     """A rejection the rules alone decide, or ``None`` to go on to the model."""
     if len(plan.files) > max_files:
-        return Review(False, f"the plan touches {len(plan.files)} files; at most {max_files} "
-                             "are allowed (agent.max_patch_files)", by_rule=True)
+        return Review(
+            False,
+            f"the plan touches {len(plan.files)} files; at most {max_files} "
+            "are allowed (agent.max_patch_files)",
+            by_rule=True,
+        )
     for patch in plan.patches:
         if patch.operation is Operation.DELETE_BLOCK and is_test_file(patch.file_path):
             return Review(False, f"the plan deletes test code in {patch.file_path}", by_rule=True)
@@ -34,23 +38,39 @@ def rule_verdict(plan: PatchPlan, max_files: int) -> Review | None:
 
 def is_risky(plan: PatchPlan) -> bool:
     """Risky plans always go to the model: deletions, new files, tests, big or non-Python edits."""
-    return any(p.operation in _RISKY_OPERATIONS or is_test_file(p.file_path)
-               or not p.file_path.endswith(".py")
-               or p.content.count("\n") > _MAX_CONTENT_LINES for p in plan.patches)
+    return any(
+        p.operation in _RISKY_OPERATIONS
+        or is_test_file(p.file_path)
+        or not p.file_path.endswith(".py")
+        or p.content.count("\n") > _MAX_CONTENT_LINES
+        for p in plan.patches
+    )
 
 
-def review_plan(models: RoleModels, objective: Objective, plan: PatchPlan, root: Path, *,
-                max_files: int, mode: str) -> Review:
-    """Review ``plan``: rule rejections first, then the model unless mode and risk allow skipping."""
+def review_plan(
+    models: RoleModels,
+    objective: Objective,
+    plan: PatchPlan,
+    root: Path,
+    *,
+    max_files: int,
+    mode: str,
+) -> Review:
+    """Review ``plan``: rule rejections first, then the model (unless mode and risk allow)."""
     verdict = rule_verdict(plan, max_files)
     if verdict is not None:
         return verdict
     if mode == "risky_only" and not is_risky(plan):
         return Review(True, "approved by rules: small, non-risky change", by_rule=True)
-    files = {p: TextFile.decode((root / p).read_bytes()).text for p in plan.files
-             if (root / p).is_file()}
-    payload = {"task": "review", "objective": objective.to_json(), "plan": _plan_json(plan),
-               "files": files}
+    files = {
+        p: TextFile.decode((root / p).read_bytes()).text for p in plan.files if (root / p).is_file()
+    }
+    payload = {
+        "task": "review",
+        "objective": objective.to_json(),
+        "plan": _plan_json(plan),
+        "files": files,
+    }
     answer = ask_json(models, Role.CODE_REVIEWER, build_messages(INSTRUCTIONS, payload))
     approved = answer.get("approved")
     if not isinstance(approved, bool):
@@ -61,8 +81,11 @@ def review_plan(models: RoleModels, objective: Objective, plan: PatchPlan, root:
 def _plan_json(plan: PatchPlan) -> dict[str, object]:
     patches = []
     for p in plan.patches:
-        item: dict[str, object] = {"file_path": p.file_path, "operation": p.operation.value,
-                                   "content": p.content}
+        item: dict[str, object] = {
+            "file_path": p.file_path,
+            "operation": p.operation.value,
+            "content": p.content,
+        }
         if p.operation is Operation.REPLACE:
             item["block_to_replace"] = p.block
         elif p.operation is Operation.DELETE_BLOCK:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,8 +55,13 @@ class TestRun:
         return {0: "passed", 5: "no_tests"}.get(self.exit_code, "failed")
 
 
-def run_pytest(root: Path, args: Sequence[str], timeout: float,
-               env: Mapping[str, str] | None = None, pid_file: Path | None = None) -> TestRun:
+def run_pytest(
+    root: Path,
+    args: Sequence[str],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    pid_file: Path | None = None,
+) -> TestRun:
     """Run ``python -m pytest`` in ``root`` in its own process group.
 
     On timeout the whole group is killed (pytest's own children included) and the cycle
@@ -65,34 +71,42 @@ def run_pytest(root: Path, args: Sequence[str], timeout: float,
     run_env.pop("PYTEST_ADDOPTS", None)
     run_env.pop("COV_CORE_SOURCE", None)
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=root, env=run_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=root,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     if pid_file is not None:
         pid_file.write_text(str(proc.pid))
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_process_group(proc)
-        raise CycleError(Reason.TIMEOUT, f"pytest did not finish within {timeout:g}s; "
-                         f"its process group was killed", error_type="pytest_timeout") from None
+        raise CycleError(
+            Reason.TIMEOUT,
+            f"pytest did not finish within {timeout:g}s; its process group was killed",
+            error_type="pytest_timeout",
+        ) from None
     except BaseException:
         kill_process_group(proc)
         raise
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
-    return TestRun(exit_code=proc.returncode, duration=time.monotonic() - started,
-                   output_tail=(output or "")[-_OUTPUT_TAIL:])
+    return TestRun(
+        exit_code=proc.returncode,
+        duration=time.monotonic() - started,
+        output_tail=(output or "")[-_OUTPUT_TAIL:],
+    )
 
 
 def kill_process_group(proc: subprocess.Popen[str]) -> None:
     """SIGKILL ``proc``'s whole process group and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:  # pragma: no cover - already gone
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a grandchild left the group
         proc.communicate(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a grandchild left the group
-        pass

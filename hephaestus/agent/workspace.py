@@ -7,6 +7,7 @@ the target repository stays byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(
                 f"workspace directory {parent} is not writable ({exc.strerror}); fix its "
-                f"permissions or set agent.workspace_dir to a writable directory") from None
+                f"permissions or set agent.workspace_dir to a writable directory"
+            ) from None
         root = parent / name
         git(["worktree", "add", "--detach", "--quiet", str(root), base], repo.root)
         return cls(repo=repo, root=root, base=base)
@@ -52,13 +54,19 @@ class Workspace:
 
     def changed_paths(self, paths: tuple[str, ...]) -> tuple[str, ...]:
         """Which of ``paths`` really differ from ``base`` (a patch can be a no-op)."""
-        out = git(["status", "--porcelain", "--untracked-files=all", "--", *paths], self.root).stdout
+        out = git(
+            ["status", "--porcelain", "--untracked-files=all", "--", *paths], self.root
+        ).stdout
         changed = {line[3:] for line in out.splitlines() if line.strip()}
         return tuple(p for p in paths if p in changed)
 
     def discard(self) -> None:
         """Remove the worktree and its administrative files; safe to call twice."""
-        git(["worktree", "remove", "--force", "--force", str(self.root)], self.repo.root, check=False)
+        git(
+            ["worktree", "remove", "--force", "--force", str(self.root)],
+            self.repo.root,
+            check=False,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
         git(["worktree", "prune"], self.repo.root, check=False)
 
@@ -69,11 +77,11 @@ def remove_stale_workspaces(repo: GitRepo, parent: Path) -> list[str]:
     if parent.is_dir():
         for child in sorted(parent.iterdir()):
             if child.is_dir():
-                git(["worktree", "remove", "--force", "--force", str(child)], repo.root, check=False)
+                git(
+                    ["worktree", "remove", "--force", "--force", str(child)], repo.root, check=False
+                )
                 shutil.rmtree(child, ignore_errors=True)
                 removed.append(child.name)
-    try:
+    with contextlib.suppress(GitError):  # prune only fails on a broken repository
         git(["worktree", "prune"], repo.root)
-    except GitError:  # pragma: no cover - prune only fails on a broken repository
-        pass
     return removed

@@ -44,8 +44,14 @@ class LLMError(Exception):
     ``retry_after`` carries the server's ``Retry-After`` in seconds when it sent one.
     """
 
-    def __init__(self, message: str, *, error_type: str, retryable: bool = False,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.retryable = retryable
@@ -79,11 +85,13 @@ def llm_error(message: str, *, error_type: str, retry_after: float | None = None
     if error_type == "connection_error":
         return LLMConnectionError(message, error_type=error_type, retryable=True)
     if error_type == "http_429":
-        return LLMRateLimited(message, error_type=error_type, retryable=True,
-                              retry_after=retry_after)
+        return LLMRateLimited(
+            message, error_type=error_type, retryable=True, retry_after=retry_after
+        )
     if error_type.startswith("http_5"):
-        return LLMServerError(message, error_type=error_type, retryable=True,
-                              retry_after=retry_after)
+        return LLMServerError(
+            message, error_type=error_type, retryable=True, retry_after=retry_after
+        )
     return LLMError(message, error_type=error_type)
 
 
@@ -97,8 +105,9 @@ class Provider(Protocol):
     server_address: str | None
     server_port: int | None
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message],
-             timeout: float | None = None) -> Completion:
+    def chat(
+        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> Completion:
         """Send ``messages`` to ``model`` and return its answer, or raise :class:`LLMError`.
 
         ``timeout`` (seconds) overrides the configured request timeout when the cycle's

@@ -37,8 +37,9 @@ class Usage:
             self.models.append(completion.response_model)
 
 
-_USAGE: contextvars.ContextVar[Usage | None] = contextvars.ContextVar("hephaestus_usage",
-                                                                      default=None)
+_USAGE: contextvars.ContextVar[Usage | None] = contextvars.ContextVar(
+    "hephaestus_usage", default=None
+)
 
 
 @contextlib.contextmanager
@@ -53,24 +54,40 @@ def usage_scope() -> Iterator[Usage]:
 
 
 def _report_transition(transition: Transition) -> None:
-    telemetry.breaker_transition(transition.breaker, transition.from_state.value,
-                                 transition.to_state.value, transition.failures)
+    telemetry.breaker_transition(
+        transition.breaker,
+        transition.from_state.value,
+        transition.to_state.value,
+        transition.failures,
+    )
 
 
 class RoleModels:
     """The models that answer each agent role, called through one provider."""
 
-    def __init__(self, provider: Provider, models: Mapping[str, Sequence[str]], *,
-                 policy: RetryPolicy | None = None, request_timeout: float = 60.0,
-                 breaker_threshold: int = 3, breaker_reset: float = 30.0) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        models: Mapping[str, Sequence[str]],
+        *,
+        policy: RetryPolicy | None = None,
+        request_timeout: float = 60.0,
+        breaker_threshold: int = 3,
+        breaker_reset: float = 30.0,
+    ) -> None:
         self.provider = provider
         self.policy = policy or RetryPolicy()
         self.request_timeout = request_timeout
         self._models = {Role(role): tuple(names) for role, names in models.items()}
         self.breakers = {
-            model: CircuitBreaker(f"{provider.name}/{model}", failure_threshold=breaker_threshold,
-                                  reset_timeout=breaker_reset, listeners=[_report_transition])
-            for model in self.all_models}
+            model: CircuitBreaker(
+                f"{provider.name}/{model}",
+                failure_threshold=breaker_threshold,
+                reset_timeout=breaker_reset,
+                listeners=[_report_transition],
+            )
+            for model in self.all_models
+        }
         for breaker in self.breakers.values():
             telemetry.declare_breaker(breaker.name)
 
@@ -85,8 +102,11 @@ class RoleModels:
 
     def open_roles(self) -> list[str]:
         """Roles whose every model's breaker is open (their stage would fail fast)."""
-        return [role.value for role, names in self._models.items()
-                if all(self.breakers[m].state.value == "open" for m in names)]
+        return [
+            role.value
+            for role, names in self._models.items()
+            if all(self.breakers[m].state.value == "open" for m in names)
+        ]
 
     def complete(self, role: Role, messages: Sequence[Message]) -> Completion:
         """Ask the role's models in order until one answers.
@@ -109,36 +129,49 @@ class RoleModels:
                 usage.add(completion)
             return completion
         if last is None:
-            raise LLMError(f"{role}: every circuit breaker of this role is open",
-                           error_type="circuit_open")
+            raise LLMError(
+                f"{role}: every circuit breaker of this role is open", error_type="circuit_open"
+            )
         raise last
 
-    def _call(self, role: Role, model: str, messages: Sequence[Message],
-              deadline: Deadline) -> Completion:
+    def _call(
+        self, role: Role, model: str, messages: Sequence[Message], deadline: Deadline
+    ) -> Completion:
         provider = self.provider
-        with telemetry.chat_span(provider.name, model, provider.server_address,
-                                 provider.server_port) as call:
+        with telemetry.chat_span(
+            provider.name, model, provider.server_address, provider.server_port
+        ) as call:
             budget = deadline.cap(self.policy.timeout)
             if budget <= 0:
-                raise LLMError(f"{model}: no time left before the {deadline.what}",
-                               error_type="deadline")
-            completion = call_with_retries(self._attempt, self.policy, budget, deadline,
-                                           role, model, messages, deadline)
-            call.completed(messages, completion.text, completion.response_model,
-                           completion.input_tokens, completion.output_tokens)
+                raise LLMError(
+                    f"{model}: no time left before the {deadline.what}", error_type="deadline"
+                )
+            completion = call_with_retries(
+                self._attempt, self.policy, budget, deadline, role, model, messages, deadline
+            )
+            call.completed(
+                messages,
+                completion.text,
+                completion.response_model,
+                completion.input_tokens,
+                completion.output_tokens,
+            )
         return completion
 
-    def _attempt(self, role: Role, model: str, messages: Sequence[Message],
-                 deadline: Deadline) -> Completion:
+    def _attempt(
+        self, role: Role, model: str, messages: Sequence[Message], deadline: Deadline
+    ) -> Completion:
         """One HTTP request through the model's breaker; stamina names retries after this."""
         remaining = deadline.cap(self.request_timeout)
         if remaining <= 0:
-            raise LLMError(f"{model}: no time left before the {deadline.what}",
-                           error_type="deadline")
+            raise LLMError(
+                f"{model}: no time left before the {deadline.what}", error_type="deadline"
+            )
         breaker = self.breakers[model]
         if not breaker.allow():
-            raise LLMError(f"{model}: circuit breaker {breaker.name} is open",
-                           error_type="circuit_open")
+            raise LLMError(
+                f"{model}: circuit breaker {breaker.name} is open", error_type="circuit_open"
+            )
         try:
             completion = self.provider.chat(role, model, messages, timeout=remaining)
         except LLMError as exc:

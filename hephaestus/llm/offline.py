@@ -32,24 +32,34 @@ class OfflineProvider:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self._answer: dict[Role, Callable[[dict[str, Any]], dict[str, Any]]] = {
-            Role.BRAIN: self._objective, Role.ARCHITECT: self._plan,
-            Role.CODE_REVIEWER: self._review, Role.MAESTRO: self._strategy,
+            Role.BRAIN: self._objective,
+            Role.ARCHITECT: self._plan,
+            Role.CODE_REVIEWER: self._review,
+            Role.MAESTRO: self._strategy,
         }
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message],
-             timeout: float | None = None) -> Completion:
+    def chat(
+        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> Completion:
         """Answer the last user message's JSON payload for ``role`` (instantly; no timeout)."""
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         try:
             payload = extract_json(prompt)
         except InvalidModelOutput:
-            raise LLMError("the offline provider needs the JSON payload of an agent prompt",
-                           error_type="invalid_request") from None
+            raise LLMError(
+                "the offline provider needs the JSON payload of an agent prompt",
+                error_type="invalid_request",
+            ) from None
         text = json.dumps(self._answer[role](payload), indent=1)
         size = sum(len(m.content) for m in messages)
-        return Completion(text=text, provider=self.name, request_model=model,
-                          response_model=OFFLINE_MODEL, input_tokens=max(1, size // 4),
-                          output_tokens=max(1, len(text) // 4))
+        return Completion(
+            text=text,
+            provider=self.name,
+            request_model=model,
+            response_model=OFFLINE_MODEL,
+            input_tokens=max(1, size // 4),
+            output_tokens=max(1, len(text) // 4),
+        )
 
     def close(self) -> None:
         """Nothing to release."""
@@ -57,25 +67,38 @@ class OfflineProvider:
     # brain -------------------------------------------------------------------------------
     def _objective(self, payload: dict[str, Any]) -> dict[str, Any]:
         blocked = set(payload.get("blocked_objectives") or [])
-        candidates = [o for path, text in sorted((payload.get("sources") or {}).items())
-                      for o in find_opportunities(path, text) if o.objective not in blocked]
+        candidates = [
+            o
+            for path, text in sorted((payload.get("sources") or {}).items())
+            for o in find_opportunities(path, text)
+            if o.objective not in blocked
+        ]
         if not candidates:
             return {"objective": None, "rationale": "no mechanical improvement left to make"}
         digest = hashlib.sha256("\n".join(o.key for o in candidates).encode()).hexdigest()
         chosen = random.Random(f"{self.seed}:{digest}").choice(candidates)
-        return {"objective": chosen.objective, "kind": chosen.kind,
-                "file_path": chosen.file_path, "symbol": chosen.symbol,
-                "rationale": f"{len(candidates)} mechanical improvements found; chose one"}
+        return {
+            "objective": chosen.objective,
+            "kind": chosen.kind,
+            "file_path": chosen.file_path,
+            "symbol": chosen.symbol,
+            "rationale": f"{len(candidates)} mechanical improvements found; chose one",
+        }
 
     # architect ---------------------------------------------------------------------------
     def _plan(self, payload: dict[str, Any]) -> dict[str, Any]:
         objective = payload.get("objective") or {}
         match = _match(objective, payload.get("files") or {})
         if match is None:
-            return {"analysis": "the offline provider found no mechanical change for "
-                                f"{objective.get('objective')!r}", "patches_to_apply": []}
-        return {"analysis": f"{match.kind} at {match.file_path}:{match.line}",
-                "patches_to_apply": match.patches}
+            return {
+                "analysis": "the offline provider found no mechanical change for "
+                f"{objective.get('objective')!r}",
+                "patches_to_apply": [],
+            }
+        return {
+            "analysis": f"{match.kind} at {match.file_path}:{match.line}",
+            "patches_to_apply": match.patches,
+        }
 
     # code reviewer -----------------------------------------------------------------------
     def _review(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +125,10 @@ def _match(objective: dict[str, Any], files: dict[str, str]) -> Opportunity | No
     found = [o for path, text in sorted(files.items()) for o in find_opportunities(path, text)]
     for opp in found:
         if (opp.kind, opp.file_path, opp.symbol) == (
-                objective.get("kind"), objective.get("file_path"), objective.get("symbol")):
+            objective.get("kind"),
+            objective.get("file_path"),
+            objective.get("symbol"),
+        ):
             return opp
     text = str(objective.get("objective") or "").lower()
     for opp in found:
@@ -121,8 +147,9 @@ def _review_patch(patch: dict[str, Any], files: dict[str, str]) -> str | None:
         return f"the block to change in {path} does not occur exactly once"
     if block is not None and path.endswith(".py"):
         try:
-            ast.parse(source.replace(block, patch.get("content", "") if operation == "REPLACE"
-                                     else "", 1))
+            ast.parse(
+                source.replace(block, patch.get("content", "") if operation == "REPLACE" else "", 1)
+            )
         except SyntaxError as exc:
             return f"the change would not parse: {path}:{exc.lineno}: {exc.msg}"
     return None

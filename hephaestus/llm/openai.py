@@ -19,12 +19,16 @@ from hephaestus.llm.base import Completion, LLMError, Message, Role, llm_error
 
 
 class OpenAICompatibleProvider:
-    """One HTTP request per :meth:`chat`; retries and fallback live in :mod:`hephaestus.llm.client`."""
+    """One HTTP request per :meth:`chat`; retries and fallback live in ``llm/client.py``."""
 
     name = "openai"
 
-    def __init__(self, config: LLMConfig, env: Mapping[str, str] | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        config: LLMConfig,
+        env: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         env = os.environ if env is None else env
         headers = {"User-Agent": f"hephaestus/{__version__}"}
         if config.api_key_env:
@@ -32,7 +36,7 @@ class OpenAICompatibleProvider:
             if not key:
                 raise ConfigError(
                     f"the openai provider needs an API key in ${config.api_key_env} "
-                    f"(llm.api_key_env); export it, or set llm.api_key_env = \"\" for a "
+                    f'(llm.api_key_env); export it, or set llm.api_key_env = "" for a '
                     f"server without auth"
                 )
             headers["Authorization"] = f"Bearer {key}"
@@ -40,25 +44,38 @@ class OpenAICompatibleProvider:
         self.server_address: str | None = url.host or None
         self.server_port: int | None = url.port or (443 if url.scheme == "https" else 80)
         self._config = config
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/") + "/", headers=headers,
-                                    timeout=httpx.Timeout(config.request_timeout),
-                                    transport=transport)
+        self._client = httpx.Client(
+            base_url=config.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(config.request_timeout),
+            transport=transport,
+        )
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message],
-             timeout: float | None = None) -> Completion:
+    def chat(
+        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> Completion:
         """POST ``chat/completions`` and return the first choice's text and token usage."""
-        body = {"model": model, "messages": [{"role": m.role, "content": m.content} for m in messages],
-                "temperature": self._config.temperature, "max_tokens": self._config.max_tokens}
-        limit = httpx.Timeout(min(timeout, self._config.request_timeout)
-                              if timeout is not None else self._config.request_timeout)
+        body = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": self._config.temperature,
+            "max_tokens": self._config.max_tokens,
+        }
+        limit = httpx.Timeout(
+            min(timeout, self._config.request_timeout)
+            if timeout is not None
+            else self._config.request_timeout
+        )
         try:
             response = self._client.post("chat/completions", json=body, timeout=limit)
         except httpx.TimeoutException as exc:
-            raise llm_error(f"{model}: request timed out ({type(exc).__name__})",
-                            error_type="timeout") from None
+            raise llm_error(
+                f"{model}: request timed out ({type(exc).__name__})", error_type="timeout"
+            ) from None
         except httpx.TransportError as exc:
-            raise llm_error(f"{model}: connection failed ({type(exc).__name__})",
-                            error_type="connection_error") from None
+            raise llm_error(
+                f"{model}: connection failed ({type(exc).__name__})", error_type="connection_error"
+            ) from None
         if response.status_code != 200:
             raise _http_error(model, response)
         return _parse(model, response)
@@ -70,9 +87,11 @@ class OpenAICompatibleProvider:
 
 def _http_error(model: str, response: httpx.Response) -> LLMError:
     status = response.status_code
-    return llm_error(f"{model}: HTTP {status} from {response.request.url.path}",
-                     error_type=f"http_{status}",
-                     retry_after=retry_after_seconds(response.headers.get("retry-after")))
+    return llm_error(
+        f"{model}: HTTP {status} from {response.request.url.path}",
+        error_type=f"http_{status}",
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
+    )
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -94,13 +113,18 @@ def _parse(model: str, response: httpx.Response) -> Completion:
         data = response.json()
         text = data["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise LLMError(f"{model}: the response is not a Chat Completions object",
-                       error_type="invalid_response") from None
+        raise LLMError(
+            f"{model}: the response is not a Chat Completions object", error_type="invalid_response"
+        ) from None
     usage = data.get("usage") or {}
-    return Completion(text=text if isinstance(text, str) else "", provider="openai",
-                      request_model=model, response_model=str(data.get("model") or model),
-                      input_tokens=_int(usage.get("prompt_tokens")),
-                      output_tokens=_int(usage.get("completion_tokens")))
+    return Completion(
+        text=text if isinstance(text, str) else "",
+        provider="openai",
+        request_model=model,
+        response_model=str(data.get("model") or model),
+        input_tokens=_int(usage.get("prompt_tokens")),
+        output_tokens=_int(usage.get("completion_tokens")),
+    )
 
 
 def _int(value: object) -> int:

@@ -67,10 +67,21 @@ def _module_docstring(path: str, tree: ast.Module, lines: list[str]) -> Iterator
         shown = ", ".join(public[:3]) + (" and more" if len(public) > 3 else "")
         summary += f": {shown}"
     content = f'"""{summary}."""\n\n'
-    yield Opportunity("module_docstring", path, 1, "<module>",
-                      f"Add a module docstring to {path}",
-                      [{"file_path": path, "operation": "INSERT",
-                        "line_number": _first_code_line(tree, lines), "content": content}])
+    yield Opportunity(
+        "module_docstring",
+        path,
+        1,
+        "<module>",
+        f"Add a module docstring to {path}",
+        [
+            {
+                "file_path": path,
+                "operation": "INSERT",
+                "line_number": _first_code_line(tree, lines),
+                "content": content,
+            }
+        ],
+    )
 
 
 def _first_code_line(tree: ast.Module, lines: list[str]) -> int:
@@ -94,10 +105,21 @@ def _function_docstrings(path: str, tree: ast.Module, lines: list[str]) -> Itera
         if indent.strip() or first.lineno == node.lineno:
             continue
         summary = _words(node.name).capitalize()
-        yield Opportunity("function_docstring", path, node.lineno, qualname,
-                          f"Add a docstring to {qualname}() in {path}",
-                          [{"file_path": path, "operation": "INSERT", "line_number": first.lineno,
-                            "content": f'{indent}"""{summary}."""\n'}])
+        yield Opportunity(
+            "function_docstring",
+            path,
+            node.lineno,
+            qualname,
+            f"Add a docstring to {qualname}() in {path}",
+            [
+                {
+                    "file_path": path,
+                    "operation": "INSERT",
+                    "line_number": first.lineno,
+                    "content": f'{indent}"""{summary}."""\n',
+                }
+            ],
+        )
 
 
 def _walk_defs(tree: ast.AST, prefix: str = "") -> Iterator[tuple[ast.AST, str]]:
@@ -118,8 +140,9 @@ def _unused_imports(path: str, tree: ast.Module, lines: list[str]) -> Iterator[O
             continue
         if lines[node.end_lineno - 1].encode()[node.end_col_offset :].strip():
             continue  # code or a comment (say, a noqa marker) shares the line: leave it
-        if isinstance(node, ast.ImportFrom) and (node.module == "__future__" or
-                                                 any(a.name == "*" for a in node.names)):
+        if isinstance(node, ast.ImportFrom) and (
+            node.module == "__future__" or any(a.name == "*" for a in node.names)
+        ):
             continue
         unused = [a for a in node.names if _bound_name(a) not in used]
         if not unused:
@@ -131,10 +154,20 @@ def _unused_imports(path: str, tree: ast.Module, lines: list[str]) -> Iterator[O
         else:
             kept = [a for a in node.names if a not in unused]
             new = type(node)(**{**node.__dict__, "names": kept})
-            patch = {"file_path": path, "operation": "REPLACE", "block_to_replace": block,
-                     "content": ast.unparse(new) + "\n"}
-        yield Opportunity("unused_import", path, node.lineno, names,
-                          f"Remove unused import {names} from {path}", [patch])
+            patch = {
+                "file_path": path,
+                "operation": "REPLACE",
+                "block_to_replace": block,
+                "content": ast.unparse(new) + "\n",
+            }
+        yield Opportunity(
+            "unused_import",
+            path,
+            node.lineno,
+            names,
+            f"Remove unused import {names} from {path}",
+            [patch],
+        )
 
 
 def _bound_name(alias: ast.alias) -> str:
@@ -153,10 +186,14 @@ def _used_names(tree: ast.Module) -> set[str]:
 
 def _none_comparisons(path: str, tree: ast.Module, lines: list[str]) -> Iterator[Opportunity]:
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Compare) and len(node.ops) == 1
-                and isinstance(node.ops[0], (ast.Eq, ast.NotEq))
-                and isinstance(node.comparators[0], ast.Constant)
-                and node.comparators[0].value is None and node.lineno == node.end_lineno):
+        if not (
+            isinstance(node, ast.Compare)
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], (ast.Eq, ast.NotEq))
+            and isinstance(node.comparators[0], ast.Constant)
+            and node.comparators[0].value is None
+            and node.lineno == node.end_lineno
+        ):
             continue
         line = lines[node.lineno - 1]
         segment = line.encode()[node.col_offset : node.end_col_offset].decode()
@@ -164,10 +201,19 @@ def _none_comparisons(path: str, tree: ast.Module, lines: list[str]) -> Iterator
         if not match:
             continue
         op = "is None" if match["op"] == "==" else "is not None"
-        prefix, suffix = line.encode()[: node.col_offset].decode(), line.encode()[node.end_col_offset :].decode()
+        prefix, suffix = (
+            line.encode()[: node.col_offset].decode(),
+            line.encode()[node.end_col_offset :].decode(),
+        )
         new_line = f"{prefix}{match['left']} {op}{suffix}"
-        yield _line_fix("none_comparison", path, lines, node.lineno, new_line,
-                        f"Compare with `{op}` instead of `{match['op']} None` in {path}:{node.lineno}")
+        yield _line_fix(
+            "none_comparison",
+            path,
+            lines,
+            node.lineno,
+            new_line,
+            f"Compare with `{op}` instead of `{match['op']} None` in {path}:{node.lineno}",
+        )
 
 
 def _bare_excepts(path: str, tree: ast.Module, lines: list[str]) -> Iterator[Opportunity]:
@@ -177,12 +223,19 @@ def _bare_excepts(path: str, tree: ast.Module, lines: list[str]) -> Iterator[Opp
             if not _BARE_EXCEPT.match(line):
                 continue
             new_line = _BARE_EXCEPT.sub(r"\1except Exception:", line, count=1)
-            yield _line_fix("bare_except", path, lines, node.lineno, new_line,
-                            f"Catch Exception instead of a bare except: in {path}:{node.lineno}")
+            yield _line_fix(
+                "bare_except",
+                path,
+                lines,
+                node.lineno,
+                new_line,
+                f"Catch Exception instead of a bare except: in {path}:{node.lineno}",
+            )
 
 
-def _line_fix(kind: str, path: str, lines: list[str], lineno: int, new_line: str,
-              objective: str) -> Opportunity:
+def _line_fix(
+    kind: str, path: str, lines: list[str], lineno: int, new_line: str, objective: str
+) -> Opportunity:
     """Replace one line, widening the block with neighbours until it matches exactly once."""
     text = "".join(lines)
     start = end = lineno - 1
@@ -190,9 +243,21 @@ def _line_fix(kind: str, path: str, lines: list[str], lineno: int, new_line: str
         start, end = max(0, start - 1), min(len(lines) - 1, end + 1)
     block = "".join(lines[start : end + 1])
     content = "".join(lines[start : lineno - 1]) + new_line + "".join(lines[lineno : end + 1])
-    return Opportunity(kind, path, lineno, f"line {lineno}", objective,
-                       [{"file_path": path, "operation": "REPLACE", "block_to_replace": block,
-                         "content": content}])
+    return Opportunity(
+        kind,
+        path,
+        lineno,
+        f"line {lineno}",
+        objective,
+        [
+            {
+                "file_path": path,
+                "operation": "REPLACE",
+                "block_to_replace": block,
+                "content": content,
+            }
+        ],
+    )
 
 
 def _words(name: str) -> str:
@@ -200,5 +265,9 @@ def _words(name: str) -> str:
 
 
 _FINDERS: tuple[Callable[[str, ast.Module, list[str]], Iterator[Opportunity]], ...] = (
-    _module_docstring, _function_docstrings, _unused_imports, _none_comparisons, _bare_excepts,
+    _module_docstring,
+    _function_docstrings,
+    _unused_imports,
+    _none_comparisons,
+    _bare_excepts,
 )

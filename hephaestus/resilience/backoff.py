@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 @dataclass
 class FailureBackoff:
-    """Exponential pause after consecutive failed cycles: base, 2×base, 4×base… up to maximum."""
+    """Exponential pause after consecutive failed cycles: base, 2*base, 4*base... up to maximum."""
 
     base: float = 1.0
     maximum: float = 30.0

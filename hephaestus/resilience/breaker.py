@@ -8,7 +8,9 @@ a hundred lines; a dependency would cost more adapting than it saves.
 
 CLOSED → OPEN after ``failure_threshold`` consecutive failures; OPEN → HALF_OPEN once
 ``reset_timeout`` has passed (the next :meth:`allow` is the probe); HALF_OPEN → CLOSED on the
-probe's success, back to OPEN on its failure. Every transition is reported to the listeners.
+probe's success, back to OPEN on its failure. Every transition is reported to the listeners,
+in order: they run under the breaker's (re-entrant) lock, so a gauge they set always ends
+on the breaker's real state even when threads race.
 """
 
 from __future__ import annotations
@@ -44,15 +46,21 @@ TransitionListener = Callable[[Transition], None]
 class CircuitBreaker:
     """A thread-safe breaker; call :meth:`allow` before a call and report its result."""
 
-    def __init__(self, name: str, *, failure_threshold: int = 3, reset_timeout: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 listeners: Iterable[TransitionListener] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 3,
+        reset_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        listeners: Iterable[TransitionListener] = (),
+    ) -> None:
         self.name = name
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
         self._clock = clock
         self._listeners = list(listeners)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._state = BreakerState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
@@ -85,17 +93,22 @@ class CircuitBreaker:
             else:
                 self._probing = True
                 transition = None
-        self._notify(transition)
+            self._notify(transition)
         return True
 
     def record_success(self) -> None:
-        """A call succeeded: reset the failure count; a successful probe closes the breaker."""
+        """A call succeeded: reset the failure count; a successful probe closes the breaker.
+
+        A late success of a call let out before the breaker opened does not close it: only
+        a probe does (OPEN → CLOSED is not a transition of the state machine).
+        """
         with self._lock:
             self._failures = 0
             self._probing = False
-            transition = (self._move(BreakerState.CLOSED)
-                          if self._state is not BreakerState.CLOSED else None)
-        self._notify(transition)
+            transition = (
+                self._move(BreakerState.CLOSED) if self._state is BreakerState.HALF_OPEN else None
+            )
+            self._notify(transition)
 
     def record_failure(self) -> None:
         """A call failed: count it; open at the threshold, or straight away from half-open."""
@@ -104,11 +117,11 @@ class CircuitBreaker:
             self._probing = False
             transition = None
             if self._state is BreakerState.HALF_OPEN or (
-                    self._state is BreakerState.CLOSED
-                    and self._failures >= self.failure_threshold):
+                self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold
+            ):
                 transition = self._move(BreakerState.OPEN)
                 self._opened_at = self._clock()
-        self._notify(transition)
+            self._notify(transition)
 
     def _move(self, to_state: BreakerState) -> Transition:
         transition = Transition(self.name, self._state, to_state, self._failures)

@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from hephaestus.config import ChaosConfig
-from hephaestus.llm.base import Completion, LLMError, Message, Provider, Role
+from hephaestus.llm.base import Completion, Message, Provider, Role, llm_error
 
 
 class ChaosProvider:
     """Wraps ``inner``; injects the configured faults before the real call."""
 
-    def __init__(self, inner: Provider, config: ChaosConfig, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, inner: Provider, config: ChaosConfig, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.inner = inner
         self.config = config
         self.name = inner.name
@@ -30,8 +31,9 @@ class ChaosProvider:
         self._lock = threading.Lock()
         self._sleep = sleep
 
-    def chat(self, role: Role, model: str, messages: Sequence[Message],
-             timeout: float | None = None) -> Completion:
+    def chat(
+        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> Completion:
         """Maybe fail, hang or lag; otherwise answer through the real provider."""
         with self._lock:
             hang = self._random.random() < self.config.llm_hang_rate
@@ -41,13 +43,13 @@ class ChaosProvider:
             self._sleep(self.config.llm_latency)
         if hang:
             self._sleep(timeout if timeout is not None else 30.0)
-            raise LLMError(f"{model}: injected hang until the request timed out",
-                           error_type="timeout", retryable=True)
+            raise llm_error(
+                f"{model}: injected hang until the request timed out", error_type="timeout"
+            )
         if error and as_timeout:
-            raise LLMError(f"{model}: injected request timeout", error_type="timeout",
-                           retryable=True)
+            raise llm_error(f"{model}: injected request timeout", error_type="timeout")
         if error:
-            raise LLMError(f"{model}: injected HTTP 500", error_type="http_500", retryable=True)
+            raise llm_error(f"{model}: injected HTTP 500", error_type="http_500")
         return self.inner.chat(role, model, messages, timeout=timeout)
 
     def close(self) -> None:

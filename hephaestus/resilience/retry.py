@@ -34,19 +34,26 @@ class RetryPolicy:
     @classmethod
     def from_config(cls, config: ResilienceConfig) -> RetryPolicy:
         """The policy of a ``[resilience]`` section."""
-        return cls(attempts=config.retry_attempts, timeout=config.retry_timeout,
-                   wait_initial=config.retry_wait_initial, wait_max=config.retry_wait_max,
-                   wait_jitter=config.retry_wait_jitter, max_retry_after=config.max_retry_after)
+        return cls(
+            attempts=config.retry_attempts,
+            timeout=config.retry_timeout,
+            wait_initial=config.retry_wait_initial,
+            wait_max=config.retry_wait_max,
+            wait_jitter=config.retry_wait_jitter,
+            max_retry_after=config.max_retry_after,
+        )
 
 
-def transient(max_retry_after: float,
-              deadline: Deadline = NO_DEADLINE) -> Callable[[Exception], bool | float]:
+def transient(
+    max_retry_after: float, deadline: Deadline = NO_DEADLINE
+) -> Callable[[Exception], bool | float]:
     """Stamina's ``on`` hook: retry what is marked ``retryable``; honour ``retry_after``.
 
     Returning a float tells stamina to wait exactly that long (the server's Retry-After,
     capped by ``max_retry_after``); ``False`` lets the error through at once (4xx, malformed
     output…), as does a Retry-After that would outlast ``deadline``.
     """
+
     def decide(exc: Exception) -> bool | float:
         if not getattr(exc, "retryable", False):
             return False
@@ -59,21 +66,36 @@ def transient(max_retry_after: float,
     return decide
 
 
-def call_with_retries(fn: Callable[P, T], policy: RetryPolicy, timeout: float,
-                      deadline: Deadline, *args: Any, **kwargs: Any) -> T:
+def call_with_retries(
+    fn: Callable[P, T],
+    policy: RetryPolicy,
+    timeout: float,
+    deadline: Deadline,
+    *args: Any,
+    **kwargs: Any,
+) -> T:
     """Call ``fn(*args)`` under ``policy``; all attempts stay within ``timeout`` seconds."""
-    retrying = stamina.retry(on=transient(policy.max_retry_after, deadline),
-                             attempts=policy.attempts,
-                             timeout=dt.timedelta(seconds=max(timeout, 0.001)),
-                             wait_initial=policy.wait_initial, wait_max=policy.wait_max,
-                             wait_jitter=policy.wait_jitter)
+    retrying = stamina.retry(
+        on=transient(policy.max_retry_after, deadline),
+        attempts=policy.attempts,
+        timeout=dt.timedelta(seconds=max(timeout, 0.001)),
+        wait_initial=policy.wait_initial,
+        wait_max=policy.wait_max,
+        wait_jitter=policy.wait_jitter,
+    )
     return retrying(fn)(*args, **kwargs)
 
 
-def retry(max_attempts: int = 3, backoff_factor: float = 2.0,
-          exceptions: type[Exception] | tuple[type[Exception], ...] = (Exception,), *,
-          wait_initial: float = 0.1, wait_max: float = 5.0, timeout: float | None = 45.0,
-          ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+def retry(
+    max_attempts: int = 3,
+    backoff_factor: float = 2.0,
+    exceptions: type[Exception] | tuple[type[Exception], ...] = (Exception,),
+    *,
+    wait_initial: float = 0.1,
+    wait_max: float = 5.0,
+    wait_jitter: float = 1.0,
+    timeout: float | None = 45.0,
+) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Retry the decorated function (sync or async) on ``exceptions`` with exponential backoff.
 
     A thin decorator over :func:`stamina.retry` with the improvement plan's parameter names:
@@ -84,6 +106,12 @@ def retry(max_attempts: int = 3, backoff_factor: float = 2.0,
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     if backoff_factor < 1:
         raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor}")
-    return stamina.retry(on=exceptions, attempts=max_attempts, timeout=timeout,
-                         wait_initial=wait_initial, wait_max=wait_max,
-                         wait_exp_base=backoff_factor)
+    return stamina.retry(
+        on=exceptions,
+        attempts=max_attempts,
+        timeout=timeout,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        wait_jitter=wait_jitter,
+        wait_exp_base=backoff_factor,
+    )

@@ -23,8 +23,9 @@ class Deadline:
     clock: Callable[[], float] = time.monotonic
 
     @classmethod
-    def after(cls, seconds: float, what: str = "deadline",
-              clock: Callable[[], float] = time.monotonic) -> Deadline:
+    def after(
+        cls, seconds: float, what: str = "deadline", clock: Callable[[], float] = time.monotonic
+    ) -> Deadline:
         """The deadline ``seconds`` from now."""
         return cls(clock() + seconds, what, clock)
 
@@ -48,8 +49,9 @@ class Deadline:
 
 
 NO_DEADLINE = Deadline(math.inf, "none")
-_CURRENT: contextvars.ContextVar[Deadline] = contextvars.ContextVar("hephaestus_deadline",
-                                                                   default=NO_DEADLINE)
+_CURRENT: contextvars.ContextVar[Deadline] = contextvars.ContextVar(
+    "hephaestus_deadline", default=NO_DEADLINE
+)
 
 
 def current_deadline() -> Deadline:

@@ -37,8 +37,9 @@ _LOG = logging.getLogger("hephaestus.service.http")
 class HTTPError(Exception):
     """A client error to answer with ``status`` and ``message`` as JSON."""
 
-    def __init__(self, status: HTTPStatus, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
@@ -51,9 +52,12 @@ class ServiceAPI:
         self.monitor = monitor
         self.queue = queue
         self.routes: dict[str, dict[str, Callable[..., tuple[int, Any, dict[str, str]]]]] = {
-            "/metrics": {"GET": self.metrics}, "/healthz": {"GET": self.healthz},
-            "/readyz": {"GET": self.readyz}, "/api/health": {"GET": self.health},
-            "/api/cycles": {"GET": self.cycles}, "/api/objectives": {"POST": self.objectives},
+            "/metrics": {"GET": self.metrics},
+            "/healthz": {"GET": self.healthz},
+            "/readyz": {"GET": self.readyz},
+            "/api/health": {"GET": self.health},
+            "/api/cycles": {"GET": self.cycles},
+            "/api/objectives": {"POST": self.objectives},
         }
 
     def metrics(self, request: Request) -> tuple[int, Any, dict[str, str]]:
@@ -84,9 +88,10 @@ class ServiceAPI:
         except ValueError:
             limit = -1
         if not 1 <= limit <= MAX_CYCLES_LIMIT:
-            raise HTTPError(HTTPStatus.BAD_REQUEST,
-                            f"limit must be an integer from 1 to {MAX_CYCLES_LIMIT}, "
-                            f"got {values[-1]!r}")
+            raise HTTPError(
+                HTTPStatus.BAD_REQUEST,
+                f"limit must be an integer from 1 to {MAX_CYCLES_LIMIT}, got {values[-1]!r}",
+            )
         try:
             rows = self.monitor.runner.memory.recent(limit)
         except MemoryStoreError as exc:
@@ -98,51 +103,66 @@ class ServiceAPI:
         body = _objective_body(request)
         correlation_id = body.get("correlation_id") or str(uuid.uuid4())
         if self.monitor.runner.memory.find(correlation_id) is not None:
-            raise HTTPError(HTTPStatus.CONFLICT,
-                            f"correlation_id {correlation_id!r} already names a cycle")
+            raise HTTPError(
+                HTTPStatus.CONFLICT, f"correlation_id {correlation_id!r} already names a cycle"
+            )
         try:
-            position = self.queue.push(QueuedObjective(" ".join(body["objective"].split()),
-                                                       correlation_id))
+            position = self.queue.push(
+                QueuedObjective(" ".join(body["objective"].split()), correlation_id)
+            )
         except DuplicateCorrelationId:
-            raise HTTPError(HTTPStatus.CONFLICT,
-                            f"correlation_id {correlation_id!r} is already queued") from None
+            raise HTTPError(
+                HTTPStatus.CONFLICT, f"correlation_id {correlation_id!r} is already queued"
+            ) from None
         except QueueFull as exc:
-            raise HTTPError(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later",
-                            {"Retry-After": "30"}) from None
-        _LOG.info("objective queued", extra={"correlation_id": correlation_id,
-                                             "position": position})
-        return 202, {"status": "queued", "correlation_id": correlation_id,
-                     "position": position}, {}
+            raise HTTPError(
+                HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "30"}
+            ) from None
+        _LOG.info(
+            "objective queued", extra={"correlation_id": correlation_id, "position": position}
+        )
+        return 202, {"status": "queued", "correlation_id": correlation_id, "position": position}, {}
 
 
 def _objective_body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("Content-Type", "application/json")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise HTTPError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                        f"send the objective as application/json, not {content_type}")
+        raise HTTPError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"send the objective as application/json, not {content_type}",
+        )
     try:
         body = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise HTTPError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise HTTPError(HTTPStatus.BAD_REQUEST,
-                        'the body must be a JSON object like {"objective": "..."}')
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST, 'the body must be a JSON object like {"objective": "..."}'
+        )
     unknown = sorted(set(body) - {"objective", "correlation_id"})
     if unknown:
-        raise HTTPError(HTTPStatus.BAD_REQUEST, f"unknown field(s) {', '.join(unknown)}; "
-                        "allowed: objective, correlation_id")
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST,
+            f"unknown field(s) {', '.join(unknown)}; allowed: objective, correlation_id",
+        )
     objective = body.get("objective")
     if not isinstance(objective, str) or not objective.strip():
         raise HTTPError(HTTPStatus.BAD_REQUEST, "'objective' must be a non-empty string")
     if len(objective) > MAX_OBJECTIVE_CHARS:
-        raise HTTPError(HTTPStatus.BAD_REQUEST,
-                        f"'objective' is {len(objective)} characters; at most "
-                        f"{MAX_OBJECTIVE_CHARS} are allowed")
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST,
+            f"'objective' is {len(objective)} characters; at most "
+            f"{MAX_OBJECTIVE_CHARS} are allowed",
+        )
     correlation_id = body.get("correlation_id")
-    if correlation_id is not None and (not isinstance(correlation_id, str)
-                                       or not CORRELATION_ID.match(correlation_id)):
-        raise HTTPError(HTTPStatus.BAD_REQUEST, "'correlation_id' must be 1-128 characters of "
-                        "letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    if correlation_id is not None and (
+        not isinstance(correlation_id, str) or not CORRELATION_ID.match(correlation_id)
+    ):
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST,
+            "'correlation_id' must be 1-128 characters of "
+            "letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
+        )
     return body
 
 
@@ -196,12 +216,19 @@ def _handler_class(api: ServiceAPI) -> type[BaseHTTPRequestHandler]:
                 raise HTTPError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; see /api/health")
             if method not in methods:
                 self._drain()
-                raise HTTPError(HTTPStatus.METHOD_NOT_ALLOWED,
-                                f"{method} is not allowed on {path}; use {', '.join(methods)}",
-                                {"Allow": ", ".join(methods)})
+                raise HTTPError(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    f"{method} is not allowed on {path}; use {', '.join(methods)}",
+                    {"Allow": ", ".join(methods)},
+                )
             return methods[method](Request(method, self.path, self.headers, self._body()))
 
         def _length(self) -> int:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self.close_connection = True  # we do not read chunked bodies: framing is lost
+                raise HTTPError(
+                    HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked"
+                )
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -209,16 +236,22 @@ def _handler_class(api: ServiceAPI) -> type[BaseHTTPRequestHandler]:
             if length is None or length < 0:
                 # the request's framing is lost: answer 400, then close (RFC 9112 §6.3)
                 self.close_connection = True
-                raise HTTPError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number"
-                                if length is None else "Content-Length is negative")
+                raise HTTPError(
+                    HTTPStatus.BAD_REQUEST,
+                    "Content-Length is not a number"
+                    if length is None
+                    else "Content-Length is negative",
+                )
             return length
 
         def _body(self) -> bytes:
             length = self._length()
             if length > MAX_BODY_BYTES:
                 self.close_connection = True
-                raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                f"the body is {length} bytes; at most {MAX_BODY_BYTES} are allowed")
+                raise HTTPError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"the body is {length} bytes; at most {MAX_BODY_BYTES} are allowed",
+                )
             return self.rfile.read(length) if length else b""
 
         def _drain(self) -> None:
@@ -253,8 +286,9 @@ class ServiceHTTPServer:
     def __init__(self, api: ServiceAPI, host: str, port: int) -> None:
         self._httpd = ThreadingHTTPServer((host, port), _handler_class(api))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        name="hephaestus-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="hephaestus-http", daemon=True
+        )
 
     @property
     def address(self) -> tuple[str, int]:

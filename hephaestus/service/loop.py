@@ -22,9 +22,16 @@ _LOG = logging.getLogger("hephaestus.service")
 class Service:
     """A runner, its monitor, the objective queue and the HTTP endpoints, run as one."""
 
-    def __init__(self, runner: CycleRunner, *, interval: float, host: str, port: int,
-                 grace: float = 10.0,
-                 on_cycle: Callable[[CycleResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        runner: CycleRunner,
+        *,
+        interval: float,
+        host: str,
+        port: int,
+        grace: float = 10.0,
+        on_cycle: Callable[[CycleResult], None] | None = None,
+    ) -> None:
         self.runner = runner
         self.interval = interval
         self.stop = GracefulShutdown(runner, grace)
@@ -44,9 +51,14 @@ class Service:
         """Serve until stopped; return the exit code."""
         self.http.start()
         host, port = self.http.address
-        _LOG.info("service started", extra={"project": str(self.runner.repo.root),
-                                            "interval_s": self.interval,
-                                            "listen": f"http://{host}:{port}"})
+        _LOG.info(
+            "service started",
+            extra={
+                "project": str(self.runner.repo.root),
+                "interval_s": self.interval,
+                "listen": f"http://{host}:{port}",
+            },
+        )
         try:
             while not self.stop.event.is_set():
                 result = self._one_cycle()
@@ -65,18 +77,32 @@ class Service:
         queued = self.queue.pop()
         result = self.runner.run_cycle(
             objective=queued.objective if queued else None,
-            correlation_id=queued.correlation_id if queued else None)
+            correlation_id=queued.correlation_id if queued else None,
+        )
         self.monitor.cycle_finished(result)
         if self.on_cycle is not None:
             self.on_cycle(result)
         return result
 
 
-def serve_forever(config: Config, project: Path, *, interval: float, host: str, port: int,
-                  on_cycle: Callable[[CycleResult], None] | None = None) -> int:
+def serve_forever(
+    config: Config,
+    project: Path,
+    *,
+    interval: float,
+    host: str,
+    port: int,
+    on_cycle: Callable[[CycleResult], None] | None = None,
+) -> int:
     """Build the runner and run the service in this (main) thread until a signal stops it."""
     runner = build_runner(config, project)
-    service = Service(runner, interval=interval, host=host, port=port,
-                      grace=config.resilience.shutdown_grace, on_cycle=on_cycle)
+    service = Service(
+        runner,
+        interval=interval,
+        host=host,
+        port=port,
+        grace=config.resilience.shutdown_grace,
+        on_cycle=on_cycle,
+    )
     service.stop.install()
     return service.run()

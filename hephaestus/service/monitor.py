@@ -37,13 +37,20 @@ class SystemMonitor:
 
     def components(self) -> dict[str, dict[str, Any]]:
         """Status of each part the service depends on (``ok`` or ``error`` with a reason)."""
-        return {"memory": self._memory(), "repository": self._repository(),
-                "workspace": self._workspace(), "llm": self.runner.llm_status()}
+        return {
+            "memory": self._memory(),
+            "repository": self._repository(),
+            "workspace": self._workspace(),
+            "llm": self.runner.llm_status(),
+        }
 
     def problems(self) -> list[str]:
         """Why the service cannot run a cycle now; empty when ready."""
-        found = [f"{name}: {status['reason']}" for name, status in self.components().items()
-                 if status["status"] == "error"]
+        found = [
+            f"{name}: {status['reason']}"
+            for name, status in self.components().items()
+            if status["status"] == "error"
+        ]
         if self.stopping:
             found.append("service: shutting down")
         return found
@@ -78,20 +85,32 @@ class SystemMonitor:
         with self._lock:
             last = self.last
             body: dict[str, Any] = {
-                "status": "ok" if all(c["status"] == "ok" for c in components.values())
+                "status": "ok"
+                if all(c["status"] == "ok" for c in components.values())
                 else "degraded",
-                "open_breakers": sorted(name for name, state in components["llm"].get(
-                    "breakers", {}).items() if state == "open"),
-                "version": __version__, "uptime_seconds": round(time.time() - self.started_at, 3),
-                "started_at": self.started_at, "cycles_run": self.cycles_run,
-                "consecutive_failures": self.consecutive_failures, "queue_depth": queue_depth,
-                "stopping": self.stopping, "components": components,
+                "open_breakers": sorted(
+                    name
+                    for name, state in components["llm"].get("breakers", {}).items()
+                    if state == "open"
+                ),
+                "version": __version__,
+                "uptime_seconds": round(time.time() - self.started_at, 3),
+                "started_at": self.started_at,
+                "cycles_run": self.cycles_run,
+                "consecutive_failures": self.consecutive_failures,
+                "queue_depth": queue_depth,
+                "stopping": self.stopping,
+                "components": components,
                 "last_cycle": None,
             }
         if last is not None:
             body["last_cycle"] = {
-                "cycle_number": last.cycle_number, "outcome": last.outcome.value,
-                "reason": last.reason.value, "correlation_id": last.correlation_id,
-                "trace_id": last.trace_id, "commit": last.commit_sha,
-                "age_seconds": round(time.time() - last.finished_at, 3)}
+                "cycle_number": last.cycle_number,
+                "outcome": last.outcome.value,
+                "reason": last.reason.value,
+                "correlation_id": last.correlation_id,
+                "trace_id": last.trace_id,
+                "commit": last.commit_sha,
+                "age_seconds": round(time.time() - last.finished_at, 3),
+            }
         return body

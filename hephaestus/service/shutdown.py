@@ -78,5 +78,6 @@ class GracefulShutdown:
         """Cancel a pending alarm and restore the default handlers."""
         signal.setitimer(signal.ITIMER_REAL, 0)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
-            signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT
-                          else signal.default_int_handler)
+            signal.signal(
+                sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler
+            )

@@ -41,9 +41,11 @@ __all__ = [
     "Telemetry",
     "ToolRun",
     "add_event",
+    "breaker_transition",
     "chat_span",
     "configure_logging",
     "cycle_span",
+    "declare_breaker",
     "declare_series",
     "exemplar",
     "record_cycle",
@@ -66,26 +68,42 @@ class Telemetry:
         """Flush spans and stop exporting; never blocks longer than ``shutdown_timeout``."""
         flushed = self.tracing.shutdown(self.shutdown_timeout)
         if not flushed:
-            _LOG.warning("telemetry flush did not finish in time; some spans may be lost",
-                         extra={"deadline_s": self.shutdown_timeout})
+            _LOG.warning(
+                "telemetry flush did not finish in time; some spans may be lost",
+                extra={"deadline_s": self.shutdown_timeout},
+            )
         return flushed
 
 
-def setup_telemetry(config: TelemetryConfig, *, span_file: Path | None, models: Iterable[str],
-                    env: Mapping[str, str] | None = None,
-                    extra_exporter: SpanExporter | None = None) -> Telemetry:
+def setup_telemetry(
+    config: TelemetryConfig,
+    *,
+    span_file: Path | None,
+    models: Iterable[str],
+    env: Mapping[str, str] | None = None,
+    extra_exporter: SpanExporter | None = None,
+) -> Telemetry:
     """Build the tracer provider and point every helper at it."""
     tracing = build_tracer_provider(config, span_file, env=env, extra_exporter=extra_exporter)
     install_retry_hooks()
-    configure(tracing.provider.get_tracer("hephaestus", __version__),
-              capture_content=config.capture_content, models=list(models),
-              child_env=tracing.child_env())
+    configure(
+        tracing.provider.get_tracer("hephaestus", __version__),
+        capture_content=config.capture_content,
+        models=list(models),
+        relay=tracing.relay if tracing.processors else None,
+    )
     _LOG.debug("telemetry ready", extra={"exporters": tracing.exporters})
     return Telemetry(tracing=tracing, shutdown_timeout=config.shutdown_timeout)
 
 
-def declare_series(*, outcome_reasons: Iterable[tuple[str, str]], stages: Iterable[str],
-                   agents: Iterable[str], provider: str, models: Iterable[str]) -> None:
+def declare_series(
+    *,
+    outcome_reasons: Iterable[tuple[str, str]],
+    stages: Iterable[str],
+    agents: Iterable[str],
+    provider: str,
+    models: Iterable[str],
+) -> None:
     """Create the known label sets at zero so every series exists before its first event."""
     for outcome, reason in outcome_reasons:
         catalog.CYCLES.labels(outcome=outcome, reason=reason)
@@ -95,8 +113,11 @@ def declare_series(*, outcome_reasons: Iterable[tuple[str, str]], stages: Iterab
     for agent in agents:
         catalog.AGENT_RESPONSE.labels(agent=agent)
     for model in models:
-        labels = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": provider,
-                  "gen_ai_request_model": model}
+        labels = {
+            "gen_ai_operation_name": "chat",
+            "gen_ai_provider_name": provider,
+            "gen_ai_request_model": model,
+        }
         catalog.GENAI_DURATION.labels(**labels, error_type="")
         for token_type in ("input", "output"):
             catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type)

@@ -24,10 +24,38 @@ STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 AGENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 20, 60)
 RECOVERY_BUCKETS = (1, 5, 10, 20, 30, 60, 120, 300, 900, 3600)
 # OpenTelemetry GenAI semantic conventions, explicit bucket boundaries
-GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24,
-                          20.48, 40.96, 81.92)
-GENAI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
-                       16777216, 67108864)
+GENAI_DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+GENAI_TOKEN_BUCKETS = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
 
 
 @dataclass(frozen=True)
@@ -44,39 +72,87 @@ class MetricSpec:
 GENAI_LABELS = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
 
 CATALOG: tuple[MetricSpec, ...] = (
-    MetricSpec("hephaestus_cycles_total", "counter",
-               "Improvement cycles by outcome and bounded reason code.", ("outcome", "reason")),
-    MetricSpec("hephaestus_cycle_duration_seconds", "histogram",
-               "Wall-clock duration of a whole cycle.", ("outcome",), CYCLE_BUCKETS),
-    MetricSpec("hephaestus_stage_duration_seconds", "histogram",
-               "Duration of one cycle stage; outcome is ok or how the stage ended the cycle.",
-               ("stage", "outcome"), STAGE_BUCKETS),
-    MetricSpec("hephaestus_agent_response_seconds", "histogram",
-               "Response time of an LLM-backed agent (brain, architect, code_reviewer, maestro).",
-               ("agent",), AGENT_BUCKETS),
-    MetricSpec("gen_ai_client_operation_duration_seconds", "histogram",
-               "GenAI operation duration (OpenTelemetry semantic conventions).",
-               (*GENAI_LABELS, "error_type"), GENAI_DURATION_BUCKETS),
-    MetricSpec("gen_ai_client_token_usage", "histogram",
-               "Input and output tokens per GenAI operation (OpenTelemetry semantic conventions).",
-               (*GENAI_LABELS, "gen_ai_token_type"), GENAI_TOKEN_BUCKETS),
-    MetricSpec("stamina_retries_total", "counter",
-               "Total number of retries (stamina's own instrumentation).",
-               ("callable", "retry_num", "error_type")),
-    MetricSpec("hephaestus_circuit_breaker_state", "gauge",
-               "Circuit breaker state, one-hot: 1 for the current state of each breaker.",
-               ("breaker", "state")),
-    MetricSpec("hephaestus_circuit_breaker_transitions_total", "counter",
-               "Circuit breaker state transitions.", ("breaker", "from_state", "to_state")),
-    MetricSpec("hephaestus_recovery_seconds", "histogram",
-               "Time from the first failure of a failure streak to the success that ends it.",
-               (), RECOVERY_BUCKETS),
-    MetricSpec("hephaestus_consecutive_failures", "gauge",
-               "Failed cycles since the last succeeded cycle."),
-    MetricSpec("hephaestus_validation_tests_total", "counter",
-               "pytest validation runs by result.", ("result",)),
-    MetricSpec("hephaestus_telemetry_export_failures_total", "counter",
-               "Telemetry exports that failed, by signal.", ("signal",)),
+    MetricSpec(
+        "hephaestus_cycles_total",
+        "counter",
+        "Improvement cycles by outcome and bounded reason code.",
+        ("outcome", "reason"),
+    ),
+    MetricSpec(
+        "hephaestus_cycle_duration_seconds",
+        "histogram",
+        "Wall-clock duration of a whole cycle.",
+        ("outcome",),
+        CYCLE_BUCKETS,
+    ),
+    MetricSpec(
+        "hephaestus_stage_duration_seconds",
+        "histogram",
+        "Duration of one cycle stage; outcome is ok or how the stage ended the cycle.",
+        ("stage", "outcome"),
+        STAGE_BUCKETS,
+    ),
+    MetricSpec(
+        "hephaestus_agent_response_seconds",
+        "histogram",
+        "Response time of an LLM-backed agent (brain, architect, code_reviewer, maestro).",
+        ("agent",),
+        AGENT_BUCKETS,
+    ),
+    MetricSpec(
+        "gen_ai_client_operation_duration_seconds",
+        "histogram",
+        "GenAI operation duration (OpenTelemetry semantic conventions).",
+        (*GENAI_LABELS, "error_type"),
+        GENAI_DURATION_BUCKETS,
+    ),
+    MetricSpec(
+        "gen_ai_client_token_usage",
+        "histogram",
+        "Input and output tokens per GenAI operation (OpenTelemetry semantic conventions).",
+        (*GENAI_LABELS, "gen_ai_token_type"),
+        GENAI_TOKEN_BUCKETS,
+    ),
+    MetricSpec(
+        "stamina_retries_total",
+        "counter",
+        "Total number of retries (stamina's own instrumentation).",
+        ("callable", "retry_num", "error_type"),
+    ),
+    MetricSpec(
+        "hephaestus_circuit_breaker_state",
+        "gauge",
+        "Circuit breaker state, one-hot: 1 for the current state of each breaker.",
+        ("breaker", "state"),
+    ),
+    MetricSpec(
+        "hephaestus_circuit_breaker_transitions_total",
+        "counter",
+        "Circuit breaker state transitions.",
+        ("breaker", "from_state", "to_state"),
+    ),
+    MetricSpec(
+        "hephaestus_recovery_seconds",
+        "histogram",
+        "Time from the first failure of a failure streak to the success that ends it.",
+        (),
+        RECOVERY_BUCKETS,
+    ),
+    MetricSpec(
+        "hephaestus_consecutive_failures", "gauge", "Failed cycles since the last succeeded cycle."
+    ),
+    MetricSpec(
+        "hephaestus_validation_tests_total",
+        "counter",
+        "pytest validation runs by result.",
+        ("result",),
+    ),
+    MetricSpec(
+        "hephaestus_telemetry_export_failures_total",
+        "counter",
+        "Telemetry exports that failed, by signal.",
+        ("signal",),
+    ),
     MetricSpec("hephaestus_build_info", "gauge", "Build information; always 1.", ("version",)),
 )
 
@@ -88,8 +164,7 @@ def _create(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | 
         return Counter(spec.name.removesuffix("_total"), spec.help, spec.labels, registry=registry)
     if spec.kind == "gauge":
         return Gauge(spec.name, spec.help, spec.labels, registry=registry)
-    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets,
-                     registry=registry)
+    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
 
 
 def _stamina_counter() -> Counter:
@@ -105,8 +180,9 @@ def _stamina_counter() -> Counter:
 def _instruments() -> dict[str, Counter | Gauge | Histogram]:
     made: dict[str, Counter | Gauge | Histogram] = {}
     for spec in CATALOG:
-        made[spec.name] = (_stamina_counter() if spec.name == "stamina_retries_total"
-                           else _create(spec, REGISTRY))
+        made[spec.name] = (
+            _stamina_counter() if spec.name == "stamina_retries_total" else _create(spec, REGISTRY)
+        )
     return made
 
 

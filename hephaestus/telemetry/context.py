@@ -11,9 +11,11 @@ import contextvars
 from collections.abc import Iterator
 
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "hephaestus_correlation_id", default=None)
+    "hephaestus_correlation_id", default=None
+)
 stage_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "hephaestus_stage", default=None)
+    "hephaestus_stage", default=None
+)
 
 
 def current_correlation_id() -> str | None:

@@ -16,8 +16,10 @@ from hephaestus.telemetry.instrument import add_event
 
 BREAKER_STATES = ("closed", "open", "half_open")
 RETRIED_CALLABLE = "hephaestus.llm.client.RoleModels._attempt"
-TRANSIENT_ERROR_TYPES = tuple(f"hephaestus.llm.base.{name}" for name in (
-    "LLMTimeout", "LLMConnectionError", "LLMRateLimited", "LLMServerError"))
+TRANSIENT_ERROR_TYPES = tuple(
+    f"hephaestus.llm.base.{name}"
+    for name in ("LLMTimeout", "LLMConnectionError", "LLMRateLimited", "LLMServerError")
+)
 _LOG = logging.getLogger("hephaestus.resilience")
 
 
@@ -25,43 +27,70 @@ def declare_breaker(name: str) -> None:
     """Show a new breaker as closed (one-hot) with zero transitions of each kind."""
     for state in BREAKER_STATES:
         catalog.BREAKER_STATE.labels(breaker=name, state=state).set(1 if state == "closed" else 0)
-    for from_state, to_state in (("closed", "open"), ("open", "half_open"),
-                                 ("half_open", "closed"), ("half_open", "open")):
-        catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state,
-                                           to_state=to_state)
+    for from_state, to_state in (
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+        ("half_open", "open"),
+    ):
+        catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state, to_state=to_state)
 
 
 def breaker_transition(name: str, from_state: str, to_state: str, failures: int) -> None:
     """Record a transition: one-hot gauge, counter, span event and a log line."""
     for state in BREAKER_STATES:
         catalog.BREAKER_STATE.labels(breaker=name, state=state).set(1 if state == to_state else 0)
-    catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state,
-                                       to_state=to_state).inc()
-    attributes = {"hephaestus.breaker": name, "hephaestus.breaker.from_state": from_state,
-                  "hephaestus.breaker.to_state": to_state,
-                  "hephaestus.breaker.failures": failures}
+    catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state, to_state=to_state).inc()
+    attributes = {
+        "hephaestus.breaker": name,
+        "hephaestus.breaker.from_state": from_state,
+        "hephaestus.breaker.to_state": to_state,
+        "hephaestus.breaker.failures": failures,
+    }
     add_event("circuit_breaker.transition", attributes)
     level = logging.WARNING if to_state == "open" else logging.INFO
-    _LOG.log(level, "circuit breaker transition", extra={
-        "breaker": name, "from_state": from_state, "to_state": to_state, "failures": failures})
+    _LOG.log(
+        level,
+        "circuit breaker transition",
+        extra={
+            "breaker": name,
+            "from_state": from_state,
+            "to_state": to_state,
+            "failures": failures,
+        },
+    )
 
 
 def on_retry(details: RetryDetails) -> None:
     """Stamina hook: a span event on the current (``chat``) span and a log line."""
     cause = details.caused_by
     error_type = getattr(cause, "error_type", None) or type(cause).__name__
-    add_event("retry", {"retry.attempt": details.retry_num, "retry.wait_seconds": details.wait_for,
-                        "error.type": error_type, "retry.callable": details.name})
-    _LOG.warning("retry scheduled", extra={
-        "retry_num": details.retry_num, "wait_s": round(details.wait_for, 3),
-        "waited_s": round(details.waited_so_far, 3), "error.type": error_type,
-        "callable": details.name})
+    add_event(
+        "retry",
+        {
+            "retry.attempt": details.retry_num,
+            "retry.wait_seconds": details.wait_for,
+            "error.type": error_type,
+            "retry.callable": details.name,
+        },
+    )
+    _LOG.warning(
+        "retry scheduled",
+        extra={
+            "retry_num": details.retry_num,
+            "wait_s": round(details.wait_for, 3),
+            "waited_s": round(details.waited_so_far, 3),
+            "error.type": error_type,
+            "callable": details.name,
+        },
+    )
 
 
 def install_retry_hooks() -> None:
     """Stamina's own Prometheus hook (``stamina_retries_total``) plus :func:`on_retry`."""
     stamina.instrumentation.set_on_retry_hooks(
-        [stamina.instrumentation.PrometheusOnRetryHook, on_retry])
+        [stamina.instrumentation.PrometheusOnRetryHook, on_retry]
+    )
     counter = stamina.instrumentation.get_prometheus_counter()
     for error_type in TRANSIENT_ERROR_TYPES:  # zero series, so dashboards show "no retries"
         counter.labels(callable=RETRIED_CALLABLE, retry_num="1", error_type=error_type)

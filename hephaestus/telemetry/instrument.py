@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import baggage, context, trace
@@ -21,6 +24,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from hephaestus.telemetry import catalog
 from hephaestus.telemetry.context import cycle_context, stage_context
+from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, read_span_file
 from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
 
 OTHER_MODEL = "other"
@@ -33,23 +37,28 @@ class _State:
     models: frozenset[str] = frozenset()
     failure_streak: int = 0
     streak_started: float | None = None
-    child_env: dict[str, str] = field(default_factory=dict)
+    relay: Callable[[Iterable[dict[str, Any]]], int] | None = None
 
 
 STATE = _State()
 
 
-def configure(tracer: Tracer, *, capture_content: bool, models: Sequence[str],
-              child_env: Mapping[str, str] | None = None) -> None:
+def configure(
+    tracer: Tracer,
+    *,
+    capture_content: bool,
+    models: Sequence[str],
+    relay: Callable[[Iterable[dict[str, Any]]], int] | None = None,
+) -> None:
     """Use ``tracer`` for every span; bound the model label to ``models``.
 
-    ``child_env`` tells tool subprocesses where to export their spans; when it is empty,
+    ``relay`` hands spans recorded inside tool subprocesses to our exporters; without it,
     tool runs are not traced from the inside.
     """
     STATE.tracer = tracer
     STATE.capture_content = capture_content
     STATE.models = frozenset(models)
-    STATE.child_env = dict(child_env or {})
+    STATE.relay = relay
 
 
 def exemplar(span: Span | None = None) -> dict[str, str] | None:
@@ -57,8 +66,10 @@ def exemplar(span: Span | None = None) -> dict[str, str] | None:
     span_context = (span or trace.get_current_span()).get_span_context()
     if not span_context.is_valid or not span_context.trace_flags.sampled:
         return None
-    return {"trace_id": format(span_context.trace_id, "032x"),
-            "span_id": format(span_context.span_id, "016x")}
+    return {
+        "trace_id": format(span_context.trace_id, "032x"),
+        "span_id": format(span_context.span_id, "016x"),
+    }
 
 
 def _mark_error(span: Span, exc: BaseException, error_type: str) -> None:
@@ -96,30 +107,45 @@ def cycle_span(correlation_id: str, cycle_number: int) -> Iterator[CycleSpan]:
     ctx = baggage.set_baggage(CORRELATION_ATTRIBUTE, correlation_id, context.Context())
     token = context.attach(ctx)
     try:
-        with cycle_context(correlation_id), STATE.tracer.start_as_current_span(
-                "invoke_workflow hephaestus.cycle", kind=SpanKind.INTERNAL,
-                attributes={"gen_ai.operation.name": "invoke_workflow",
-                            CORRELATION_ATTRIBUTE: correlation_id,
-                            "hephaestus.cycle.number": cycle_number},
-                record_exception=False, set_status_on_exception=False) as span:
+        with (
+            cycle_context(correlation_id),
+            STATE.tracer.start_as_current_span(
+                "invoke_workflow hephaestus.cycle",
+                kind=SpanKind.INTERNAL,
+                attributes={
+                    "gen_ai.operation.name": "invoke_workflow",
+                    CORRELATION_ATTRIBUTE: correlation_id,
+                    "hephaestus.cycle.number": cycle_number,
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span,
+        ):
             yield CycleSpan(span)
     finally:
         context.detach(token)
 
 
-def record_cycle(outcome: str, reason: str, duration: float, span: CycleSpan) -> None:
-    """Count the cycle, observe its duration and update the failure streak (MTTR)."""
+def record_cycle(
+    outcome: str, reason: str, started_at: float, finished_at: float, span: CycleSpan
+) -> None:
+    """Count the cycle, observe its duration and update the failure streak (MTTR).
+
+    A success that ends a streak of failed cycles observes ``hephaestus_recovery_seconds``:
+    from the start of the streak's first failed cycle to the end of this one.
+    """
     sample = exemplar(span.span)
     catalog.CYCLES.labels(outcome=outcome, reason=reason).inc(exemplar=sample)
-    catalog.CYCLE_DURATION.labels(outcome=outcome).observe(duration, exemplar=sample)
-    now = time.time()
+    catalog.CYCLE_DURATION.labels(outcome=outcome).observe(
+        max(0.0, finished_at - started_at), exemplar=sample
+    )
     if outcome == "failed":
         if STATE.failure_streak == 0:
-            STATE.streak_started = now - duration
+            STATE.streak_started = started_at
         STATE.failure_streak += 1
     elif outcome == "succeeded":
         if STATE.failure_streak and STATE.streak_started is not None:
-            catalog.RECOVERY.observe(now - STATE.streak_started, exemplar=sample)
+            catalog.RECOVERY.observe(finished_at - STATE.streak_started, exemplar=sample)
         STATE.failure_streak, STATE.streak_started = 0, None
     catalog.CONSECUTIVE_FAILURES.set(STATE.failure_streak)
 
@@ -133,9 +159,12 @@ def stage_span(stage: str, agent: str | None = None) -> Iterator[Span]:
         attributes |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
     started = time.perf_counter()
     outcome = "ok"
-    with stage_context(stage), STATE.tracer.start_as_current_span(
-            name, attributes=attributes, record_exception=False,
-            set_status_on_exception=False) as span:
+    with (
+        stage_context(stage),
+        STATE.tracer.start_as_current_span(
+            name, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span,
+    ):
         try:
             yield span
         except BaseException as exc:
@@ -148,7 +177,8 @@ def stage_span(stage: str, agent: str | None = None) -> Iterator[Span]:
             elapsed = time.perf_counter() - started
             sample = exemplar(span)
             catalog.STAGE_DURATION.labels(stage=stage, outcome=outcome).observe(
-                elapsed, exemplar=sample)
+                elapsed, exemplar=sample
+            )
             if agent:
                 catalog.AGENT_RESPONSE.labels(agent=agent).observe(elapsed, exemplar=sample)
 
@@ -173,8 +203,14 @@ class ChatCall:
     provider: str
     model: str
 
-    def completed(self, messages: Sequence[Any], text: str, response_model: str,
-                  input_tokens: int, output_tokens: int) -> None:
+    def completed(
+        self,
+        messages: Sequence[Any],
+        text: str,
+        response_model: str,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
         """Record the response model, token usage and the content (or its hash)."""
         span = self.span
         span.set_attribute("gen_ai.response.model", response_model)
@@ -183,8 +219,9 @@ class ChatCall:
         prompt = json.dumps([{"role": m.role, "content": m.content} for m in messages])
         if STATE.capture_content:
             span.set_attribute("gen_ai.input.messages", prompt)
-            span.set_attribute("gen_ai.output.messages", json.dumps(
-                [{"role": "assistant", "content": text}]))
+            span.set_attribute(
+                "gen_ai.output.messages", json.dumps([{"role": "assistant", "content": text}])
+            )
         else:
             span.set_attribute("hephaestus.prompt.sha256", _digest(prompt))
             span.set_attribute("hephaestus.prompt.length", len(prompt))
@@ -194,30 +231,41 @@ class ChatCall:
         sample = exemplar(span)
         for token_type, count in (("input", input_tokens), ("output", output_tokens)):
             catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type).observe(
-                count, exemplar=sample)
+                count, exemplar=sample
+            )
 
     def _labels(self) -> dict[str, str]:
         model = self.model if self.model in STATE.models else OTHER_MODEL
-        return {"gen_ai_operation_name": "chat", "gen_ai_provider_name": self.provider,
-                "gen_ai_request_model": model}
+        return {
+            "gen_ai_operation_name": "chat",
+            "gen_ai_provider_name": self.provider,
+            "gen_ai_request_model": model,
+        }
 
 
 @contextlib.contextmanager
-def chat_span(provider: str, model: str, server_address: str | None = None,
-              server_port: int | None = None) -> Iterator[ChatCall]:
+def chat_span(
+    provider: str, model: str, server_address: str | None = None, server_port: int | None = None
+) -> Iterator[ChatCall]:
     """``chat {model}`` (CLIENT) with the GenAI attributes and the operation-duration metric."""
-    attributes: dict[str, Any] = {"gen_ai.operation.name": "chat",
-                                  "gen_ai.provider.name": provider,
-                                  "gen_ai.request.model": model}
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+    }
     if server_address:
         attributes["server.address"] = server_address
     if server_port:
         attributes["server.port"] = server_port
     started = time.perf_counter()
     error_type = ""
-    with STATE.tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT,
-                                            attributes=attributes, record_exception=False,
-                                            set_status_on_exception=False) as span:
+    with STATE.tracer.start_as_current_span(
+        f"chat {model}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
         call = ChatCall(span, provider, model)
         try:
             yield call
@@ -227,7 +275,8 @@ def chat_span(provider: str, model: str, server_address: str | None = None,
             raise
         finally:
             catalog.GENAI_DURATION.labels(**call._labels(), error_type=error_type).observe(
-                time.perf_counter() - started, exemplar=exemplar(span))
+                time.perf_counter() - started, exemplar=exemplar(span)
+            )
 
 
 def add_event(name: str, attributes: Mapping[str, Any]) -> None:
@@ -240,18 +289,26 @@ class ToolRun:
     """The span of a tool subprocess; :meth:`env` carries the trace into the child."""
 
     span: Span
+    span_file: Path | None = None
 
     def env(self) -> dict[str, str]:
-        """``TRACEPARENT``/``BAGGAGE`` and the export target for the subprocess environment."""
-        if not STATE.child_env:
+        """``TRACEPARENT``/``BAGGAGE`` and the file the child records its spans in."""
+        if STATE.relay is None:
             return {}
+        if self.span_file is None:
+            handle, name = tempfile.mkstemp(prefix="hephaestus-spans-", suffix=".jsonl")
+            os.close(handle)
+            self.span_file = Path(name)
         carrier: dict[str, str] = {}
         inject(carrier)
-        return {**STATE.child_env, **{key.upper(): value for key, value in carrier.items()}}
+        return {
+            SPAN_FILE_ENV: str(self.span_file),
+            **{key.upper(): value for key, value in carrier.items()},
+        }
 
     def pytest_args(self) -> list[str]:
         """Arguments that load the plugin joining this trace from inside pytest."""
-        return ["-p", "hephaestus.telemetry.pytest_plugin"] if STATE.child_env else []
+        return ["-p", "hephaestus.telemetry.pytest_plugin"] if STATE.relay is not None else []
 
     def result(self, result: str, exit_code: int | None = None) -> None:
         """Count the run by ``result`` (passed, failed, no_tests, timeout, error)."""
@@ -263,17 +320,29 @@ class ToolRun:
             self.span.set_attribute("error.type", result)
         catalog.VALIDATION_TESTS.labels(result=result).inc(exemplar=exemplar(self.span))
 
+    def collect(self) -> None:
+        """Relay the child's spans to our exporters and remove its file."""
+        if self.span_file is None or STATE.relay is None:
+            return
+        with contextlib.suppress(OSError):
+            STATE.relay(read_span_file(self.span_file))
+        self.span_file.unlink(missing_ok=True)
+
 
 @contextlib.contextmanager
 def tool_span(tool: str) -> Iterator[ToolRun]:
     """``execute_tool {tool}`` around a subprocess run."""
     with STATE.tracer.start_as_current_span(
-            f"execute_tool {tool}", attributes={"gen_ai.operation.name": "execute_tool",
-                                                "gen_ai.tool.name": tool},
-            record_exception=False, set_status_on_exception=False) as span:
+        f"execute_tool {tool}",
+        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
         run = ToolRun(span)
         try:
             yield run
         except BaseException as exc:
             _mark_error(span, exc, getattr(exc, "error_type", None) or type(exc).__name__)
             raise
+        finally:
+            run.collect()

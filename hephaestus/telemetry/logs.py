@@ -17,16 +17,21 @@ from opentelemetry import trace
 from hephaestus.telemetry.context import correlation_id_var, stage_var
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The structured fields of ``record``: ids from context plus its ``extra`` values."""
     span_context = trace.get_current_span().get_span_context()
     fields: dict[str, Any] = {
-        "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-            timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": datetime.fromtimestamp(record.created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "level": record.levelname.lower(),
         "logger": record.name,
         "event": record.getMessage(),
@@ -72,8 +77,9 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line}\n{exception}" if exception else line
 
 
-def configure_logging(level: str = "info", fmt: str = "auto",
-                      stream: TextIO | None = None) -> logging.Handler:
+def configure_logging(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None
+) -> logging.Handler:
     """Route the ``hephaestus`` loggers to ``stream`` (stderr) as JSON or console lines.
 
     ``fmt="auto"`` picks the console format on a TTY and JSON otherwise. Returns the handler
@@ -123,8 +129,11 @@ class StructuredLogger:
         extra = {**self._context, **fields}
         if self._correlation_id:
             extra["correlation_id"] = self._correlation_id
-        self._logger.log(_LEVELS.get(level, logging.INFO), operation,
-                         extra={k: v for k, v in extra.items() if k not in _STANDARD})
+        self._logger.log(
+            _LEVELS.get(level, logging.INFO),
+            operation,
+            extra={k: v for k, v in extra.items() if k not in _STANDARD},
+        )
 
     def info(self, event: str, **fields: Any) -> None:
         """Log ``event`` at info level."""

@@ -12,11 +12,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 MAX_BYTES = 50 * 1024 * 1024
+SPAN_FILE_ENV = "HEPHAESTUS_SPAN_FILE"  # where a tool subprocess records its spans
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
@@ -34,8 +36,10 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "status_description": span.status.description,
         "attributes": dict(span.attributes or {}),
-        "events": [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
-                   for e in span.events],
+        "events": [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
         "service": (span.resource.attributes.get("service.name") if span.resource else None),
     }
 
@@ -86,3 +90,27 @@ def read_span_file(path: Path) -> Iterator[dict[str, Any]]:
 def is_error(record: dict[str, Any]) -> bool:
     """Whether a span record has status ERROR."""
     return record.get("status") == StatusCode.ERROR.name
+
+
+def readable_span(record: dict[str, Any], resource: Resource) -> ReadableSpan:
+    """Rebuild a finished span from its record, to hand it to this process's exporters."""
+    sampled = TraceFlags(TraceFlags.SAMPLED)
+    trace_id = int(record["trace_id"], 16)
+    parent = record.get("parent_span_id")
+    return ReadableSpan(
+        name=record["name"],
+        context=SpanContext(trace_id, int(record["span_id"], 16), False, sampled),
+        parent=SpanContext(trace_id, int(parent, 16), True, sampled) if parent else None,
+        resource=resource,
+        attributes=record.get("attributes") or {},
+        events=[
+            Event(e["name"], e.get("attributes") or {}, e.get("time_ns"))
+            for e in record.get("events") or []
+        ],
+        kind=SpanKind[record.get("kind") or "INTERNAL"],
+        status=Status(
+            StatusCode[record.get("status") or "UNSET"], record.get("status_description")
+        ),
+        start_time=record.get("start_ns"),
+        end_time=record.get("end_ns"),
+    )

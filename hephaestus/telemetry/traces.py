@@ -28,14 +28,24 @@ class TraceNotFound(LookupError):
 
 
 def select_trace(spans: Iterable[dict[str, Any]], any_id: str) -> list[dict[str, Any]]:
-    """The spans of the one trace whose trace id or correlation id is (or starts with) ``any_id``."""
+    """The spans of the one trace whose trace or correlation id is (or starts with) ``any_id``."""
     wanted = any_id.strip().lower()
     spans = list(spans)
-    exact = {s["trace_id"] for s in spans if s["trace_id"] == wanted
-             or str(s.get("attributes", {}).get(CORRELATION_ATTRIBUTE, "")).lower() == wanted}
+    exact = {
+        s["trace_id"]
+        for s in spans
+        if s["trace_id"] == wanted
+        or str(s.get("attributes", {}).get(CORRELATION_ATTRIBUTE, "")).lower() == wanted
+    }
     if not exact and len(wanted) >= MIN_PREFIX:
-        exact = {s["trace_id"] for s in spans if s["trace_id"].startswith(wanted) or str(
-            s.get("attributes", {}).get(CORRELATION_ATTRIBUTE, "")).lower().startswith(wanted)}
+        exact = {
+            s["trace_id"]
+            for s in spans
+            if s["trace_id"].startswith(wanted)
+            or str(s.get("attributes", {}).get(CORRELATION_ATTRIBUTE, ""))
+            .lower()
+            .startswith(wanted)
+        }
     if len(exact) > 1:
         raise TraceNotFound(f"{any_id!r} matches {len(exact)} traces; give more characters")
     if not exact:
@@ -47,36 +57,49 @@ def select_trace(spans: Iterable[dict[str, Any]], any_id: str) -> list[dict[str,
 def local_trace(span_file: Path, any_id: str) -> list[dict[str, Any]]:
     """The trace from the local span file, or :class:`TraceNotFound`."""
     if not span_file.exists():
-        raise TraceNotFound(f"no local span file at {span_file}; run a cycle first, or pass "
-                            "--jaeger-url when traces go to Jaeger")
+        raise TraceNotFound(
+            f"no local span file at {span_file}; run a cycle first, or pass "
+            "--jaeger-url when traces go to Jaeger"
+        )
     spans = select_trace(read_span_file(span_file), any_id)
     if not spans:
         raise TraceNotFound(f"no trace with correlation id or trace id {any_id!r} in {span_file}")
     return spans
 
 
-def jaeger_trace(base_url: str, any_id: str, *, service: str = "hephaestus",
-                 lookback: timedelta = timedelta(days=7), timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> list[dict[str, Any]]:
+def jaeger_trace(
+    base_url: str,
+    any_id: str,
+    *,
+    service: str = "hephaestus",
+    lookback: timedelta = timedelta(days=7),
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+) -> list[dict[str, Any]]:
     """The trace from Jaeger's API v3: by trace id directly, by correlation id via a search."""
     wanted = any_id.strip().lower()
-    with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                      transport=transport) as client:
+    with httpx.Client(
+        base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+    ) as client:
         if _TRACE_ID.match(wanted):
             response = client.get(f"/api/v3/traces/{wanted}")
         else:
             now = datetime.now(UTC)
-            response = client.get("/api/v3/traces", params={
-                "query.service_name": service,
-                "query.attributes": json.dumps({CORRELATION_ATTRIBUTE: any_id}),
-                "query.start_time_min": (now - lookback).isoformat().replace("+00:00", "Z"),
-                "query.start_time_max": now.isoformat().replace("+00:00", "Z"),
-            })
+            response = client.get(
+                "/api/v3/traces",
+                params={
+                    "query.service_name": service,
+                    "query.attributes": json.dumps({CORRELATION_ATTRIBUTE: any_id}),
+                    "query.start_time_min": (now - lookback).isoformat().replace("+00:00", "Z"),
+                    "query.start_time_max": now.isoformat().replace("+00:00", "Z"),
+                },
+            )
     if response.status_code == 404:
         raise TraceNotFound(f"Jaeger at {base_url} has no trace for {any_id!r}")
     if response.status_code != 200:
-        raise TraceNotFound(f"Jaeger at {base_url} answered HTTP {response.status_code}: "
-                            f"{response.text[:200]}")
+        raise TraceNotFound(
+            f"Jaeger at {base_url} answered HTTP {response.status_code}: {response.text[:200]}"
+        )
     spans = select_trace(otlp_json_spans(response.json()), any_id)
     if not spans:
         raise TraceNotFound(f"Jaeger at {base_url} has no trace for {any_id!r}")
@@ -97,20 +120,32 @@ def otlp_json_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _otlp_span(span: dict[str, Any], service: Any) -> dict[str, Any]:
     status = span.get("status", {}).get("code", 0)
-    status_name = {0: "UNSET", 1: "OK", 2: "ERROR", "STATUS_CODE_ERROR": "ERROR",
-                   "STATUS_CODE_OK": "OK"}.get(status, "UNSET")
+    status_name = {
+        0: "UNSET",
+        1: "OK",
+        2: "ERROR",
+        "STATUS_CODE_ERROR": "ERROR",
+        "STATUS_CODE_OK": "OK",
+    }.get(status, "UNSET")
     return {
         "trace_id": _hex_id(span.get("traceId", ""), 32),
         "span_id": _hex_id(span.get("spanId", ""), 16),
         "parent_span_id": _hex_id(span["parentSpanId"], 16) if span.get("parentSpanId") else None,
-        "name": span.get("name", ""), "kind": str(span.get("kind", "")),
+        "name": span.get("name", ""),
+        "kind": str(span.get("kind", "")),
         "start_ns": int(span.get("startTimeUnixNano", 0)),
         "end_ns": int(span.get("endTimeUnixNano", 0)),
-        "status": status_name, "status_description": span.get("status", {}).get("message"),
+        "status": status_name,
+        "status_description": span.get("status", {}).get("message"),
         "attributes": _attributes(span.get("attributes", [])),
-        "events": [{"name": e.get("name"), "time_ns": int(e.get("timeUnixNano", 0)),
-                    "attributes": _attributes(e.get("attributes", []))}
-                   for e in span.get("events", [])],
+        "events": [
+            {
+                "name": e.get("name"),
+                "time_ns": int(e.get("timeUnixNano", 0)),
+                "attributes": _attributes(e.get("attributes", [])),
+            }
+            for e in span.get("events", [])
+        ],
         "service": service,
     }
 

@@ -11,9 +11,10 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -28,7 +29,7 @@ from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry.catalog import EXPORT_FAILURES
 from hephaestus.telemetry.context import correlation_id_var
-from hephaestus.telemetry.spanfile import SpanFileExporter
+from hephaestus.telemetry.spanfile import SpanFileExporter, readable_span
 
 CORRELATION_ATTRIBUTE = "hephaestus.correlation_id"
 INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -77,8 +78,11 @@ def otlp_target(config: TelemetryConfig, env: Mapping[str, str]) -> tuple[str, s
     signal-specific ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used as given, the base
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` and ``telemetry.otlp_endpoint`` get ``/v1/traces``.
     """
-    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or config.otlp_protocol)
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or config.otlp_protocol
+    )
     if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], protocol
     base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or config.otlp_endpoint
@@ -112,19 +116,34 @@ class TracingHandle:
     provider: TracerProvider
     exporters: list[str] = field(default_factory=list)
     span_file: Path | None = None
-    otlp: dict[str, str] = field(default_factory=dict)
+    processors: list[SpanProcessor] = field(default_factory=list)
 
-    def child_env(self) -> dict[str, str]:
-        """Environment that makes a subprocess export where this process does."""
-        env = dict(self.otlp)
-        if self.span_file is not None:
-            env["HEPHAESTUS_SPAN_FILE"] = str(self.span_file)
-        return env
+    def relay(self, records: Iterable[dict[str, Any]]) -> int:
+        """Hand spans recorded by a subprocess to this process's exporters; return the count.
+
+        The subprocess only writes a local file, so a dead or slow collector can never hold
+        it up; the export happens here, in the background, like any of our spans.
+        """
+        resource = self.provider.resource.merge(Resource({"hephaestus.process": "pytest"}))
+        count = 0
+        for record in records:
+            try:
+                span = readable_span(record, resource)
+            except (KeyError, ValueError, TypeError):
+                continue
+            for processor in self.processors:
+                processor.on_end(span)
+            count += 1
+        return count
 
     def shutdown(self, deadline: float = 5.0) -> bool:
         """Flush and shut down within ``deadline`` seconds; ``True`` if it finished in time."""
-        worker = threading.Thread(target=self._flush_and_shutdown, args=(deadline,),
-                                  name="hephaestus-telemetry-shutdown", daemon=True)
+        worker = threading.Thread(
+            target=self._flush_and_shutdown,
+            args=(deadline,),
+            name="hephaestus-telemetry-shutdown",
+            daemon=True,
+        )
         worker.start()
         worker.join(deadline)
         return not worker.is_alive()
@@ -134,20 +153,25 @@ class TracingHandle:
         self.provider.shutdown()
 
 
-def build_tracer_provider(config: TelemetryConfig, span_file: Path | None,
-                          env: Mapping[str, str] | None = None,
-                          extra_exporter: SpanExporter | None = None) -> TracingHandle:
+def build_tracer_provider(
+    config: TelemetryConfig,
+    span_file: Path | None,
+    env: Mapping[str, str] | None = None,
+    extra_exporter: SpanExporter | None = None,
+) -> TracingHandle:
     """A tracer provider exporting to OTLP (if configured) and the local span file.
 
     ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor.
     """
     env = os.environ if env is None else env
-    resource = Resource.create({  # explicit attributes beat the SDK's env detector: read it here
-        "service.name": env.get("OTEL_SERVICE_NAME") or "hephaestus",
-        "service.version": __version__,
-        "service.instance.id": INSTANCE_ID,
-        "deployment.environment.name": config.environment,
-    })
+    resource = Resource.create(
+        {  # explicit attributes beat the SDK's env detector: read it here
+            "service.name": env.get("OTEL_SERVICE_NAME") or "hephaestus",
+            "service.version": __version__,
+            "service.instance.id": INSTANCE_ID,
+            "deployment.environment.name": config.environment,
+        }
+    )
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(CorrelationProcessor())
     handle = TracingHandle(provider=provider)
@@ -155,22 +179,27 @@ def build_tracer_provider(config: TelemetryConfig, span_file: Path | None,
     if target is not None:
         endpoint, protocol = target
         exporter = _otlp_exporter(endpoint, protocol, config.export_timeout)
-        _add_batch(provider, exporter, config)
+        _add(handle, _batch(exporter, config))
         handle.exporters.append(f"otlp/{protocol}")
-        handle.otlp = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint,
-                       "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": protocol}
     if config.enabled and span_file is not None and config.local_traces:
-        _add_batch(provider, SpanFileExporter(span_file), config)
+        _add(handle, _batch(SpanFileExporter(span_file), config))
         handle.exporters.append("file")
         handle.span_file = span_file
     if extra_exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(CountingExporter(extra_exporter)))
+        _add(handle, SimpleSpanProcessor(CountingExporter(extra_exporter)))
         handle.exporters.append("extra")
     return handle
 
 
-def _add_batch(provider: TracerProvider, exporter: SpanExporter, config: TelemetryConfig) -> None:
-    provider.add_span_processor(BatchSpanProcessor(
-        CountingExporter(exporter), max_queue_size=config.max_queue_size,
+def _add(handle: TracingHandle, processor: SpanProcessor) -> None:
+    handle.provider.add_span_processor(processor)
+    handle.processors.append(processor)
+
+
+def _batch(exporter: SpanExporter, config: TelemetryConfig) -> BatchSpanProcessor:
+    return BatchSpanProcessor(
+        CountingExporter(exporter),
+        max_queue_size=config.max_queue_size,
         schedule_delay_millis=config.schedule_delay * 1000,
-        export_timeout_millis=config.export_timeout * 1000))
+        export_timeout_millis=config.export_timeout * 1000,
+    )

@@ -14,12 +14,19 @@ from factories import git, make_target_repo
 pytestmark = pytest.mark.slow
 
 
-def hephaestus(*args: str, cwd: Path | None = None, env: dict | None = None,
-               timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def hephaestus(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "HEPHAESTUS_LOGGING_FORMAT": "json", **(env or {})}
     full_env.pop("HEPHAESTUS_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "hephaestus", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hephaestus", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_run_five_cycles_commits_changes_whose_tests_pass(sample_repo):
@@ -33,8 +40,9 @@ def test_run_five_cycles_commits_changes_whose_tests_pass(sample_repo):
     subjects = git(sample_repo, "log", "--format=%s", f"{start}..HEAD").splitlines()
     assert all(len(s) <= 72 and ":" in s for s in subjects)
     assert git(sample_repo, "status", "--porcelain") == ""
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=sample_repo,
-                           capture_output=True, text=True)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q"], cwd=sample_repo, capture_output=True, text=True
+    )
     assert tests.returncode == 0, tests.stdout
     events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert sum(e["event"] == "cycle finished" for e in events) == 5
@@ -42,8 +50,9 @@ def test_run_five_cycles_commits_changes_whose_tests_pass(sample_repo):
 
 def test_a_failed_cycle_leaves_head_and_status_untouched(sample_repo):
     head = git(sample_repo, "rev-parse", "HEAD")
-    proc = hephaestus("run", "--project", str(sample_repo), "--objective",
-                      "Rewrite the warehouse in Rust")
+    proc = hephaestus(
+        "run", "--project", str(sample_repo), "--objective", "Rewrite the warehouse in Rust"
+    )
 
     assert proc.returncode == 0, proc.stderr
     assert "failed" in proc.stdout and "invalid_plan" in proc.stdout
@@ -91,14 +100,17 @@ def test_history_without_memory_says_so(tmp_path):
     assert proc.returncode == 0 and "no cycles recorded yet" in proc.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("run", "--project", "{tmp}"), "is not a git repository"),
-    (("run", "--project", "{tmp}/missing"), "is not a directory"),
-    (("run", "--cycles", "0"), "must be >= 1"),
-    (("run", "--cycles", "2", "--correlation-id", "abc"), "use it with --cycles 1"),
-    (("run", "--provider", "magic"), "invalid choice"),
-    (("run", "--config", "{tmp}/nope.toml"), "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "--project", "{tmp}"), "is not a git repository"),
+        (("run", "--project", "{tmp}/missing"), "is not a directory"),
+        (("run", "--cycles", "0"), "must be >= 1"),
+        (("run", "--cycles", "2", "--correlation-id", "abc"), "use it with --cycles 1"),
+        (("run", "--provider", "magic"), "invalid choice"),
+        (("run", "--config", "{tmp}/nope.toml"), "does not exist"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):
     proc = hephaestus(*(a.format(tmp=tmp_path) for a in args), cwd=tmp_path)
     assert proc.returncode == 2
@@ -123,8 +135,11 @@ def test_openai_provider_without_its_key_is_a_config_error(sample_repo):
 def test_config_show_masks_the_key_and_round_trips_as_toml(tmp_path):
     import tomllib
 
-    env = {"HEPHAESTUS_LLM_API_KEY_ENV": "MY_KEY", "MY_KEY": "sk-secret-value",
-           "HEPHAESTUS_AGENT_SEED": "7"}
+    env = {
+        "HEPHAESTUS_LLM_API_KEY_ENV": "MY_KEY",
+        "MY_KEY": "sk-secret-value",
+        "HEPHAESTUS_AGENT_SEED": "7",
+    }
     proc = hephaestus("config", "show", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "sk-secret-value" not in proc.stdout

@@ -37,8 +37,12 @@ def plan(*patches: dict) -> str:
 
 
 def replace(block: str, content: str, path: str = PRICING) -> dict:
-    return {"file_path": path, "operation": "REPLACE", "block_to_replace": block,
-            "content": content}
+    return {
+        "file_path": path,
+        "operation": "REPLACE",
+        "block_to_replace": block,
+        "content": content,
+    }
 
 
 APPROVE = json.dumps({"approved": True, "feedback": "looks fine"})
@@ -74,8 +78,9 @@ def test_offline_cycle_commits_a_validated_change(sample_repo):
     assert changed == list(result.files)
     assert git(sample_repo, "status", "--porcelain") == ""
     assert list(result.durations) == [s.value for s in Stage]
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=sample_repo,
-                           capture_output=True, text=True)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q"], cwd=sample_repo, capture_output=True, text=True
+    )
     assert tests.returncode == 0, tests.stdout
 
 
@@ -87,27 +92,41 @@ def test_a_commit_touches_only_the_files_of_the_plan(sample_repo):
     runner.close()
 
     assert result.outcome is Outcome.SUCCEEDED
-    assert git(sample_repo, "show", "--name-only", "--format=", "HEAD").split() == list(result.files)
+    assert git(sample_repo, "show", "--name-only", "--format=", "HEAD").split() == list(
+        result.files
+    )
     assert (sample_repo / "notes.txt").read_text() == "operator's untracked work\n"
     assert (sample_repo / "README.md").read_text() == "operator's uncommitted edit\n"
     assert sorted(git(sample_repo, "status", "--porcelain").splitlines()) == [
-        " M README.md", "?? notes.txt"]
+        " M README.md",
+        "?? notes.txt",
+    ]
 
 
-@pytest.mark.parametrize(("answers", "reason", "last_stage"), [
-    ({"next_objective": json.dumps({"objective": None})}, Reason.NO_OBJECTIVE, Stage.OBJECTIVE),
-    ({"next_objective": "I think you should add tests."}, Reason.INVALID_PLAN, Stage.OBJECTIVE),
-    ({"patch_plan": "Sure! I would refactor the pricing module."}, Reason.INVALID_PLAN,
-     Stage.PLAN),
-    ({"patch_plan": plan()}, Reason.INVALID_PLAN, Stage.PLAN),
-    ({"review": json.dumps({"approved": False, "feedback": "too risky"})},
-     Reason.REVIEW_REJECTED, Stage.REVIEW),
-    ({"review": json.dumps({"approved": "maybe"})}, Reason.INVALID_PLAN, Stage.REVIEW),
-    ({"strategy": json.dumps({"strategy": "DISCARD"})}, Reason.DISCARDED, Stage.STRATEGY),
-    ({"strategy": json.dumps({"strategy": "YOLO"})}, Reason.INVALID_PLAN, Stage.STRATEGY),
-])
-def test_decisions_of_the_models_end_the_cycle_cleanly(llm_server, sample_repo, answers, reason,
-                                                       last_stage):
+@pytest.mark.parametrize(
+    ("answers", "reason", "last_stage"),
+    [
+        ({"next_objective": json.dumps({"objective": None})}, Reason.NO_OBJECTIVE, Stage.OBJECTIVE),
+        ({"next_objective": "I think you should add tests."}, Reason.INVALID_PLAN, Stage.OBJECTIVE),
+        (
+            {"patch_plan": "Sure! I would refactor the pricing module."},
+            Reason.INVALID_PLAN,
+            Stage.PLAN,
+        ),
+        ({"patch_plan": plan()}, Reason.INVALID_PLAN, Stage.PLAN),
+        (
+            {"review": json.dumps({"approved": False, "feedback": "too risky"})},
+            Reason.REVIEW_REJECTED,
+            Stage.REVIEW,
+        ),
+        ({"review": json.dumps({"approved": "maybe"})}, Reason.INVALID_PLAN, Stage.REVIEW),
+        ({"strategy": json.dumps({"strategy": "DISCARD"})}, Reason.DISCARDED, Stage.STRATEGY),
+        ({"strategy": json.dumps({"strategy": "YOLO"})}, Reason.INVALID_PLAN, Stage.STRATEGY),
+    ],
+)
+def test_decisions_of_the_models_end_the_cycle_cleanly(
+    llm_server, sample_repo, answers, reason, last_stage
+):
     llm_server._default = answer_by_task(**answers)
     before = repo_snapshot(sample_repo)
     _, result = run_one(llm_server, sample_repo)
@@ -117,20 +136,27 @@ def test_decisions_of_the_models_end_the_cycle_cleanly(llm_server, sample_repo, 
     assert_untouched(sample_repo, before)
 
 
-@pytest.mark.parametrize(("patch", "reason"), [
-    (replace("this block is not in the file", "x = 1\n"), Reason.PATCH_CONFLICT),
-    (replace("import", "import"), Reason.PATCH_CONFLICT),  # ambiguous: many matches
-    (replace("x", "y", path="../outside.py"), Reason.UNSAFE_PATH),
-    (replace("x", "y", path="/etc/passwd"), Reason.UNSAFE_PATH),
-    ({"file_path": ".git/config", "operation": "CREATE_FILE", "content": "[core]\n"},
-     Reason.UNSAFE_PATH),
-    (replace("def apply_discount(", "def apply_discount(("), Reason.SYNTAX_ERROR),
-    (replace("def apply_discount(", "def apply_discount("), Reason.NO_CHANGE),
-])
-def test_bad_patches_fail_before_anything_reaches_the_target(llm_server, sample_repo, patch,
-                                                            reason):
-    llm_server._default = answer_by_task(next_objective=objective(), patch_plan=plan(patch),
-                                         review=APPROVE)
+@pytest.mark.parametrize(
+    ("patch", "reason"),
+    [
+        (replace("this block is not in the file", "x = 1\n"), Reason.PATCH_CONFLICT),
+        (replace("import", "import"), Reason.PATCH_CONFLICT),  # ambiguous: many matches
+        (replace("x", "y", path="../outside.py"), Reason.UNSAFE_PATH),
+        (replace("x", "y", path="/etc/passwd"), Reason.UNSAFE_PATH),
+        (
+            {"file_path": ".git/config", "operation": "CREATE_FILE", "content": "[core]\n"},
+            Reason.UNSAFE_PATH,
+        ),
+        (replace("def apply_discount(", "def apply_discount(("), Reason.SYNTAX_ERROR),
+        (replace("def apply_discount(", "def apply_discount("), Reason.NO_CHANGE),
+    ],
+)
+def test_bad_patches_fail_before_anything_reaches_the_target(
+    llm_server, sample_repo, patch, reason
+):
+    llm_server._default = answer_by_task(
+        next_objective=objective(), patch_plan=plan(patch), review=APPROVE
+    )
     before = repo_snapshot(sample_repo)
     _, result = run_one(llm_server, sample_repo)
 
@@ -152,13 +178,18 @@ def test_a_patch_that_breaks_the_tests_is_tests_failed(llm_server, sample_repo):
 
 
 def test_a_hanging_test_suite_is_a_timeout(llm_server, tmp_path):
-    repo = make_target_repo(tmp_path / "slow", {
-        "slow/__init__.py": '"""Slow."""\n\nVALUE = 1\n',
-        "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n"})
+    repo = make_target_repo(
+        tmp_path / "slow",
+        {
+            "slow/__init__.py": '"""Slow."""\n\nVALUE = 1\n',
+            "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n",
+        },
+    )
     llm_server._default = answer_by_task(
         next_objective=objective("Bump VALUE", "slow/__init__.py"),
         patch_plan=plan(replace("VALUE = 1", "VALUE = 2", path="slow/__init__.py")),
-        strategy=json.dumps({"strategy": "SYNTAX_AND_PYTEST"}))
+        strategy=json.dumps({"strategy": "SYNTAX_AND_PYTEST"}),
+    )
     before = repo_snapshot(repo)
     _, result = run_one(llm_server, repo, validation={"pytest_timeout": 1.0})
 
@@ -169,16 +200,16 @@ def test_a_hanging_test_suite_is_a_timeout(llm_server, tmp_path):
 
 def test_every_model_failing_is_llm_error(llm_server, sample_repo):
     llm_server._default = lambda _request: Reply(status=500, body={"error": "boom"})
-    _, result = run_one(llm_server, sample_repo,
-                        models={"brain": ["model-a", "model-b"]})
+    _, result = run_one(llm_server, sample_repo, models={"brain": ["model-a", "model-b"]})
     assert result.reason is Reason.LLM_ERROR
     # three attempts each (stamina retries HTTP 500), then the fallback model
     assert llm_server.models_requested() == ["model-a"] * 3 + ["model-b"] * 3
 
 
 def test_an_objective_that_keeps_failing_is_not_retried_forever(llm_server, sample_repo):
-    llm_server._default = answer_by_task(next_objective=objective("Rewrite pricing"),
-                                         patch_plan="no plan today")
+    llm_server._default = answer_by_task(
+        next_objective=objective("Rewrite pricing"), patch_plan="no plan today"
+    )
     config = openai_config(llm_server, agent={"max_objective_failures": 2})
     runner = make_agent(config, sample_repo)
     reasons = [runner.run_cycle().reason for _ in range(3)]
@@ -190,8 +221,10 @@ def test_an_objective_that_keeps_failing_is_not_retried_forever(llm_server, samp
 
 def test_rules_reject_a_plan_touching_too_many_files(llm_server, sample_repo):
     files = ["inventory/pricing.py", "inventory/stock.py"]
-    llm_server._default = answer_by_task(next_objective=objective(), patch_plan=plan(
-        *[replace("import", "import", path=p) for p in files]))
+    llm_server._default = answer_by_task(
+        next_objective=objective(),
+        patch_plan=plan(*[replace("import", "import", path=p) for p in files]),
+    )
     _, result = run_one(llm_server, sample_repo, agent={"max_patch_files": 1})
     assert result.reason is Reason.REVIEW_REJECTED
     assert "agent.max_patch_files" in result.detail
@@ -279,8 +312,9 @@ def test_a_cycle_left_running_by_a_dead_process_is_marked_interrupted(sample_rep
     runner.run_cycle()
     runner.close()
     db = sample_repo / ".hephaestus" / "memory.db"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     memory = Memory(db)
     memory._conn.execute("UPDATE cycles SET status='running', outcome=NULL, pid=?", (int(dead),))
     memory.close()
@@ -295,7 +329,7 @@ def test_a_cycle_left_running_by_a_dead_process_is_marked_interrupted(sample_rep
 
 def test_every_cycle_is_one_memory_row_with_its_usage(llm_server, sample_repo):
     llm_server._default = answer_by_task()
-    runner, result = run_one(llm_server, sample_repo)
+    _runner, result = run_one(llm_server, sample_repo)
     memory = Memory(sample_repo / ".hephaestus" / "memory.db")
     row = memory.find(result.correlation_id)
     memory.close()

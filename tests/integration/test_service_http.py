@@ -115,7 +115,7 @@ def test_not_ready_while_another_process_holds_the_memory_lock(service, client):
 
 
 def test_not_ready_while_stopping_but_still_alive(service, client):
-    service.stop.set()
+    service.stop.request("SIGTERM")
 
     ready = client.get("/readyz")
     alive = client.get("/healthz")
@@ -135,7 +135,11 @@ def test_health_before_any_cycle_reports_components_and_no_last_cycle(client):
     assert body["uptime_seconds"] >= 0
     assert (body["cycles_run"], body["consecutive_failures"], body["last_cycle"]) == (0, 0, None)
     assert {name: c["status"] for name, c in body["components"].items()} == {
-        "memory": "ok", "repository": "ok", "workspace": "ok", "llm": "ok"}
+        "memory": "ok",
+        "repository": "ok",
+        "workspace": "ok",
+        "llm": "ok",
+    }
 
 
 def test_health_after_a_cycle_names_it_by_correlation_and_trace_id(service, client):
@@ -208,8 +212,10 @@ def test_a_queued_objective_gets_a_correlation_id_its_cycle_carries(service, cli
 
 
 def test_a_caller_supplied_correlation_id_is_kept(service, client):
-    response = post_objective(client, {"objective": "  Add a docstring\n to   pricing ",
-                                       "correlation_id": "deploy-42.retry_1:a"})
+    response = post_objective(
+        client,
+        {"objective": "  Add a docstring\n to   pricing ", "correlation_id": "deploy-42.retry_1:a"},
+    )
 
     assert response.status_code == 202
     assert response.json()["correlation_id"] == "deploy-42.retry_1:a"
@@ -223,46 +229,58 @@ def test_a_caller_supplied_correlation_id_is_kept(service, client):
 
 
 def test_queued_objectives_are_answered_with_their_position(client):
-    positions = [post_objective(client, {"objective": f"Objective {n}"}).json()["position"]
-                 for n in range(3)]
+    positions = [
+        post_objective(client, {"objective": f"Objective {n}"}).json()["position"] for n in range(3)
+    ]
 
     assert positions == [1, 2, 3]
 
 
 def test_a_json_content_type_with_parameters_is_accepted(client):
-    response = client.post("/api/objectives", content=b'{"objective": "x"}',
-                           headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    response = client.post(
+        "/api/objectives",
+        content=b'{"objective": "x"}',
+        headers={"Content-Type": "Application/JSON; charset=utf-8"},
+    )
 
     assert response.status_code == 202
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"{", "the body is not valid JSON"),
-    (b"", "the body is not valid JSON"),
-    (b'{"objective": "\xff"}', "the body is not valid JSON"),
-    (b'["objective"]', "must be a JSON object"),
-    (b'"fix the bug"', "must be a JSON object"),
-    (b"null", "must be a JSON object"),
-    (b"{}", "'objective' must be a non-empty string"),
-    (b'{"objective": ""}', "'objective' must be a non-empty string"),
-    (b'{"objective": " \\n\\t "}', "'objective' must be a non-empty string"),
-    (b'{"objective": 42}', "'objective' must be a non-empty string"),
-    (b'{"objective": null}', "'objective' must be a non-empty string"),
-    (b'{"objective": ["a"]}', "'objective' must be a non-empty string"),
-    (json.dumps({"objective": "x" * (MAX_OBJECTIVE_CHARS + 1)}).encode(),
-     f"at most {MAX_OBJECTIVE_CHARS} are allowed"),
-    (b'{"objective": "x", "correlation_id": ""}', "'correlation_id' must be"),
-    (b'{"objective": "x", "correlation_id": "has space"}', "'correlation_id' must be"),
-    (b'{"objective": "x", "correlation_id": "-leading-dash"}', "'correlation_id' must be"),
-    (b'{"objective": "x", "correlation_id": "a/b"}', "'correlation_id' must be"),
-    (json.dumps({"objective": "x", "correlation_id": "a" * 129}).encode(),
-     "'correlation_id' must be"),
-    (b'{"objective": "x", "correlation_id": 42}', "'correlation_id' must be"),
-    (b'{"objective": "x", "priority": 1}', "unknown field(s) priority"),
-], ids=lambda value: value[:30].decode("ascii", "backslashreplace")
-    if isinstance(value, bytes) else None)
-def test_a_bad_objective_body_is_a_bad_request_that_queues_nothing(service, client, body,
-                                                                     message):
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "the body is not valid JSON"),
+        (b"", "the body is not valid JSON"),
+        (b'{"objective": "\xff"}', "the body is not valid JSON"),
+        (b'["objective"]', "must be a JSON object"),
+        (b'"fix the bug"', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"{}", "'objective' must be a non-empty string"),
+        (b'{"objective": ""}', "'objective' must be a non-empty string"),
+        (b'{"objective": " \\n\\t "}', "'objective' must be a non-empty string"),
+        (b'{"objective": 42}', "'objective' must be a non-empty string"),
+        (b'{"objective": null}', "'objective' must be a non-empty string"),
+        (b'{"objective": ["a"]}', "'objective' must be a non-empty string"),
+        (
+            json.dumps({"objective": "x" * (MAX_OBJECTIVE_CHARS + 1)}).encode(),
+            f"at most {MAX_OBJECTIVE_CHARS} are allowed",
+        ),
+        (b'{"objective": "x", "correlation_id": ""}', "'correlation_id' must be"),
+        (b'{"objective": "x", "correlation_id": "has space"}', "'correlation_id' must be"),
+        (b'{"objective": "x", "correlation_id": "-leading-dash"}', "'correlation_id' must be"),
+        (b'{"objective": "x", "correlation_id": "a/b"}', "'correlation_id' must be"),
+        (
+            json.dumps({"objective": "x", "correlation_id": "a" * 129}).encode(),
+            "'correlation_id' must be",
+        ),
+        (b'{"objective": "x", "correlation_id": 42}', "'correlation_id' must be"),
+        (b'{"objective": "x", "priority": 1}', "unknown field(s) priority"),
+    ],
+    ids=lambda value: (
+        value[:30].decode("ascii", "backslashreplace") if isinstance(value, bytes) else None
+    ),
+)
+def test_a_bad_objective_body_is_a_bad_request_that_queues_nothing(service, client, body, message):
     response = client.post("/api/objectives", content=body, headers=JSON)
 
     assert response.status_code == 400
@@ -271,8 +289,9 @@ def test_a_bad_objective_body_is_a_bad_request_that_queues_nothing(service, clie
 
 
 def test_the_longest_allowed_objective_and_correlation_id_are_accepted(client):
-    response = post_objective(client, {"objective": "x" * MAX_OBJECTIVE_CHARS,
-                                       "correlation_id": "a" * 128})
+    response = post_objective(
+        client, {"objective": "x" * MAX_OBJECTIVE_CHARS, "correlation_id": "a" * 128}
+    )
 
     assert response.status_code == 202
 
@@ -294,8 +313,9 @@ def test_a_body_over_16_kib_is_too_large_and_exactly_16_kib_is_read(service, cli
 
 
 def test_an_objective_sent_as_text_is_an_unsupported_media_type(service, client):
-    response = client.post("/api/objectives", content=b'{"objective": "x"}',
-                           headers={"Content-Type": "text/plain"})
+    response = client.post(
+        "/api/objectives", content=b'{"objective": "x"}', headers={"Content-Type": "text/plain"}
+    )
 
     assert response.status_code == 415
     assert "application/json" in response.json()["error"]
@@ -338,10 +358,16 @@ def test_a_full_queue_asks_the_caller_to_retry_later(service, client):
 
 
 # -- routing and robustness --------------------------------------------------------------------
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/"), ("GET", "/nope"), ("GET", "/api"), ("POST", "/api/objective"),
-    ("GET", "/metrics/extra"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/"),
+        ("GET", "/nope"),
+        ("GET", "/api"),
+        ("POST", "/api/objective"),
+        ("GET", "/metrics/extra"),
+    ],
+)
 def test_an_unknown_path_is_not_found(client, method, path):
     response = client.request(method, path, content=b"{}", headers=JSON)
 
@@ -349,10 +375,16 @@ def test_an_unknown_path_is_not_found(client, method, path):
     assert path in response.json()["error"]
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("DELETE", "/metrics", "GET"), ("POST", "/healthz", "GET"), ("PUT", "/readyz", "GET"),
-    ("PATCH", "/api/cycles", "GET"), ("GET", "/api/objectives", "POST"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/metrics", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("PUT", "/readyz", "GET"),
+        ("PATCH", "/api/cycles", "GET"),
+        ("GET", "/api/objectives", "POST"),
+    ],
+)
 def test_a_wrong_method_is_not_allowed_and_says_which_is(client, method, path, allow):
     response = client.request(method, path)
 
@@ -361,18 +393,30 @@ def test_a_wrong_method_is_not_allowed_and_says_which_is(client, method, path, a
     assert f"use {allow}" in response.json()["error"]
 
 
-@pytest.mark.parametrize(("payload", "status"), [
-    (b"GARBAGE\r\n\r\n", b"400"),
-    (b"HELLO THERE FRIEND\r\n\r\n", b"400"),
-    (b"GET /healthz HTTP/9.9\r\n\r\n", b"505"),
-    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"414"),
-    (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", b"400"),
-    (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
-    (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", b"404"),
-], ids=["one-word", "bad-version-word", "http-9.9", "uri-too-long", "content-length-abc",
-        "content-length-negative", "bad-length-on-unknown-path"])
-def test_a_malformed_request_gets_an_error_and_the_server_keeps_serving(service, client,
-                                                                        payload, status):
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"HELLO THERE FRIEND\r\n\r\n", b"400"),
+        (b"GET /healthz HTTP/9.9\r\n\r\n", b"505"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"414"),
+        (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", b"400"),
+        (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
+        (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", b"404"),
+    ],
+    ids=[
+        "one-word",
+        "bad-version-word",
+        "http-9.9",
+        "uri-too-long",
+        "content-length-abc",
+        "content-length-negative",
+        "bad-length-on-unknown-path",
+    ],
+)
+def test_a_malformed_request_gets_an_error_and_the_server_keeps_serving(
+    service, client, payload, status
+):
     received, closed = raw_exchange(service, payload)
 
     # HTTP/1.x gets a status line; a request without a version is answered like HTTP/0.9
@@ -382,9 +426,11 @@ def test_a_malformed_request_gets_an_error_and_the_server_keeps_serving(service,
 
 
 def test_an_invalid_content_length_does_not_smuggle_a_second_request(service):
-    smuggled = (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
-                b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b'Content-Length: 17\r\n\r\n{"objective":"x"}')
+    smuggled = (
+        b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"
+        b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 17\r\n\r\n{"objective":"x"}'
+    )
 
     received, closed = raw_exchange(service, smuggled)
 
@@ -395,8 +441,11 @@ def test_an_invalid_content_length_does_not_smuggle_a_second_request(service):
 
 
 def test_a_client_that_disconnects_early_does_not_hurt_the_server(service, client):
-    for payload in (b"", b"GET /metr", b"POST /api/objectives HTTP/1.1\r\nContent-Length: 100"
-                                       b"\r\n\r\n{"):
+    for payload in (
+        b"",
+        b"GET /metr",
+        b"POST /api/objectives HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+    ):
         with socket.create_connection(service.http.address, timeout=5) as conn:
             conn.sendall(payload)
 
@@ -416,8 +465,10 @@ def wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the service exited with {proc.returncode} while waiting for {what}:\n"
-                        f"{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"the service exited with {proc.returncode} while waiting for {what}:\n"
+                f"{log.read_text()[-3000:]}"
+            )
         try:
             value = check()
         except httpx.TransportError:
@@ -429,33 +480,65 @@ def wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path
 
 
 @pytest.mark.slow
-def test_serve_runs_cycles_takes_objectives_and_stops_cleanly_on_sigterm(sample_repo,
-                                                                         tmp_path):
+def test_serve_runs_cycles_takes_objectives_and_stops_cleanly_on_sigterm(sample_repo, tmp_path):
     port = free_port()
     stderr_path, stdout_path = tmp_path / "serve.stderr", tmp_path / "serve.stdout"
     env = {**os.environ, "HEPHAESTUS_LOGGING_FORMAT": "json"}
     env.pop("HEPHAESTUS_CONFIG", None)
     with stderr_path.open("w") as stderr, stdout_path.open("w") as stdout:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hephaestus", "serve", "--project", str(sample_repo),
-             "--port", str(port), "--interval", "0.2"],
-            stdout=stdout, stderr=stderr, env=env)
+            [
+                sys.executable,
+                "-m",
+                "hephaestus",
+                "serve",
+                "--project",
+                str(sample_repo),
+                "--port",
+                str(port),
+                "--interval",
+                "0.2",
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+        )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            wait_for(lambda: client.get("/readyz").status_code == 200, 30, "/readyz 200",
-                     proc, stderr_path)
-            wait_for(lambda: client.get("/api/health").json()["cycles_run"] >= 2, 40,
-                     "two cycles", proc, stderr_path)
+            wait_for(
+                lambda: client.get("/readyz").status_code == 200,
+                30,
+                "/readyz 200",
+                proc,
+                stderr_path,
+            )
+            wait_for(
+                lambda: client.get("/api/health").json()["cycles_run"] >= 2,
+                40,
+                "two cycles",
+                proc,
+                stderr_path,
+            )
 
-            queued = client.post("/api/objectives", json={
-                "objective": "Add a docstring to the pricing module",
-                "correlation_id": "serve-e2e-1"})
+            queued = client.post(
+                "/api/objectives",
+                json={
+                    "objective": "Add a docstring to the pricing module",
+                    "correlation_id": "serve-e2e-1",
+                },
+            )
             assert queued.status_code == 202, queued.text
 
             def finished_row():
                 rows = client.get("/api/cycles", params={"limit": 50}).json()["cycles"]
-                return next((r for r in rows if r["correlation_id"] == "serve-e2e-1"
-                             and r["status"] == "finished"), None)
+                return next(
+                    (
+                        r
+                        for r in rows
+                        if r["correlation_id"] == "serve-e2e-1" and r["status"] == "finished"
+                    ),
+                    None,
+                )
 
             row = wait_for(finished_row, 40, "the queued objective's cycle", proc, stderr_path)
             assert row["objective"] == "Add a docstring to the pricing module"
@@ -468,11 +551,12 @@ def test_serve_runs_cycles_takes_objectives_and_stops_cleanly_on_sigterm(sample_
             proc.kill()
             proc.wait()
 
-    events = [json.loads(line) for line in stderr_path.read_text().splitlines()
-              if line.startswith("{")]
-    names = [e["event"] for e in events]
-    assert "service started" in names
-    assert names[-1] == "service stopped"
-    assert events[-1]["signal"] == "SIGTERM"
-    assert any(e["event"] == "cycle finished" and e.get("correlation_id") == "serve-e2e-1"
-               for e in events)
+    events = [
+        json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")
+    ]
+    assert any(e["event"] == "service started" for e in events)
+    stopped = [e for e in events if e["event"] == "service stopped"]
+    assert [e["signal"] for e in stopped] == ["SIGTERM"]
+    assert any(
+        e["event"] == "cycle finished" and e.get("correlation_id") == "serve-e2e-1" for e in events
+    )

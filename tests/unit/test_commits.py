@@ -17,7 +17,8 @@ from hephaestus.agent.models import Objective
 
 TYPES = ("docs", "test", "fix", "refactor", "perf", "chore")
 SUBJECT = re.compile(
-    rf"^(?:{'|'.join(TYPES)})(?:\((?P<scope>[a-z0-9_-]{{1,20}})\))?: (?P<desc>\S.*)$")
+    rf"^(?:{'|'.join(TYPES)})(?:\((?P<scope>[a-z0-9_-]{{1,20}})\))?: (?P<desc>\S.*)$"
+)
 
 
 def subject(text: str, kind: str = "freeform", file_path: str | None = None) -> str:
@@ -71,8 +72,8 @@ def test_type_is_guessed_from_free_text(text, expected):
 @pytest.mark.parametrize(
     "text",
     [
-        "Use the latest pricing table",   # "test" inside a word
-        "Rename the prefix argument",     # "fix" inside a word
+        "Use the latest pricing table",  # "test" inside a word
+        "Rename the prefix argument",  # "fix" inside a word
         "Add debug logging to the loader",  # "bug" inside a word
     ],
 )
@@ -144,8 +145,11 @@ def test_other_file_paths_in_the_text_are_kept():
         pytest.param("Use `is None` in `parse_row`", "use is None in parse_row", id="backticks"),
         pytest.param("**Fix** the *rounding*", "fix the rounding", id="bold-and-italic"),
         pytest.param("__Fix__ the _rounding_", "fix the rounding", id="underscore-emphasis"),
-        pytest.param("See [the docs](https://example.com/a_b) for [API](x)",
-                     "see the docs for API", id="links-reduced-to-text"),
+        pytest.param(
+            "See [the docs](https://example.com/a_b) for [API](x)",
+            "see the docs for API",
+            id="links-reduced-to-text",
+        ),
         pytest.param("## Refactor the loader", "refactor the loader", id="heading"),
         pytest.param("> Remove the ~~old~~ path", "remove the old path", id="quote-strike"),
         pytest.param("Add <b>docs</b> to stock_value", "add docs to stock_value", id="html-tags"),
@@ -208,12 +212,18 @@ def test_single_enormous_word_is_hard_cut_to_the_limit():
 
 
 def _odd_text(rng: random.Random) -> str:
-    alphabet = string.ascii_letters + string.digits + " \t\n\r`*_#>[]()<>|~.:;,-!?/\\\"'" \
+    alphabet = (
+        string.ascii_letters
+        + string.digits
+        + " \t\n\r`*_#>[]()<>|~.:;,-!?/\\\"'"
         + "éßЖ漢☃\u2028\u00a0"
+    )
     pieces = [
         "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120))),
-        " ".join("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 30)))
-                 for _ in range(rng.randint(0, 25))),
+        " ".join(
+            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(1, 30)))
+            for _ in range(rng.randint(0, 25))
+        ),
         rng.choice(["", "## ", "**", "`", "[link](http://x.y/z) ", "> "]),
         rng.choice(["", ".", "...", ":", ";", ",", " - ", "\n\nbody text"]),
     ]
@@ -223,12 +233,20 @@ def _odd_text(rng: random.Random) -> str:
 
 def test_every_subject_is_one_clean_line_within_the_limit():
     rng = random.Random(20240601)
-    kinds = ["freeform", "module_docstring", "function_docstring", "unused_import",
-             "none_comparison", "bare_except", "something_new"]
+    kinds = [
+        "freeform",
+        "module_docstring",
+        "function_docstring",
+        "unused_import",
+        "none_comparison",
+        "bare_except",
+        "something_new",
+    ]
     paths = [None, "pkg/mod.py", "a/b/" + "long_name_" * 8 + ".py", "README.md", "weird name!.py"]
     for _ in range(1500):
-        objective = Objective(text=_odd_text(rng), kind=rng.choice(kinds),
-                              file_path=rng.choice(paths))
+        objective = Objective(
+            text=_odd_text(rng), kind=rng.choice(kinds), file_path=rng.choice(paths)
+        )
 
         message = commit_message(objective)
 

@@ -69,7 +69,9 @@ def test_defaults_are_not_shared_between_instances():
 
 
 def test_toml_file_values_are_loaded(tmp_path):
-    path = write_toml(tmp_path, """
+    path = write_toml(
+        tmp_path,
+        """
 [agent]
 provider = "openai"
 seed = 7
@@ -82,7 +84,8 @@ models = {brain = ["m1", "m2"], architect = ["m3"], code_reviewer = ["m4"], maes
 pytest_args = ["-q"]
 strategies = {FAST = ["syntax"], FULL = ["syntax", "pytest"]}
 default_strategy = "FAST"
-""")
+""",
+    )
 
     config = load_config(path, env={})
 
@@ -155,19 +158,41 @@ def test_process_environment_is_used_by_default(tmp_path, monkeypatch):
         pytest.param("HEPHAESTUS_AGENT_SEED", "12", "agent", "seed", 12, id="int"),
         pytest.param("HEPHAESTUS_AGENT_SEED", " 12 ", "agent", "seed", 12, id="int-with-spaces"),
         pytest.param("HEPHAESTUS_LLM_TEMPERATURE", "0.5", "llm", "temperature", 0.5, id="float"),
-        pytest.param("HEPHAESTUS_LLM_REQUEST_TIMEOUT", "3", "llm", "request_timeout", 3.0,
-                     id="float-from-int-text"),
-        pytest.param("HEPHAESTUS_AGENT_PROVIDER", "openai", "agent", "provider", "openai",
-                     id="str"),
-        pytest.param("HEPHAESTUS_LLM_API_KEY_ENV", "MY_KEY", "llm", "api_key_env", "MY_KEY",
-                     id="key-with-underscores"),
-        pytest.param("HEPHAESTUS_VALIDATION_PYTEST_ARGS", "-q, -x,, --maxfail=2 ",
-                     "validation", "pytest_args", ["-q", "-x", "--maxfail=2"], id="comma-list"),
-        pytest.param("HEPHAESTUS_VALIDATION_STRATEGIES",
-                     '{QUICK = ["syntax"], SYNTAX_AND_PYTEST = ["syntax", "pytest"]}',
-                     "validation", "strategies",
-                     {"QUICK": ["syntax"], "SYNTAX_AND_PYTEST": ["syntax", "pytest"]},
-                     id="inline-table"),
+        pytest.param(
+            "HEPHAESTUS_LLM_REQUEST_TIMEOUT",
+            "3",
+            "llm",
+            "request_timeout",
+            3.0,
+            id="float-from-int-text",
+        ),
+        pytest.param(
+            "HEPHAESTUS_AGENT_PROVIDER", "openai", "agent", "provider", "openai", id="str"
+        ),
+        pytest.param(
+            "HEPHAESTUS_LLM_API_KEY_ENV",
+            "MY_KEY",
+            "llm",
+            "api_key_env",
+            "MY_KEY",
+            id="key-with-underscores",
+        ),
+        pytest.param(
+            "HEPHAESTUS_VALIDATION_PYTEST_ARGS",
+            "-q, -x,, --maxfail=2 ",
+            "validation",
+            "pytest_args",
+            ["-q", "-x", "--maxfail=2"],
+            id="comma-list",
+        ),
+        pytest.param(
+            "HEPHAESTUS_VALIDATION_STRATEGIES",
+            '{QUICK = ["syntax"], SYNTAX_AND_PYTEST = ["syntax", "pytest"]}',
+            "validation",
+            "strategies",
+            {"QUICK": ["syntax"], "SYNTAX_AND_PYTEST": ["syntax", "pytest"]},
+            id="inline-table",
+        ),
     ],
 )
 def test_env_variable_overrides_with_type_conversion(name, text, section, key, expected):
@@ -188,7 +213,7 @@ def test_env_overrides_the_file_and_keeps_the_rest(tmp_path):
 
 def test_env_inline_table_of_models_replaces_all_roles():
     models = {role: [f"{role}-model", "fallback"] for role in ROLES}
-    text = "{" + ", ".join(f'{role} = {json.dumps(m)}' for role, m in models.items()) + "}"
+    text = "{" + ", ".join(f"{role} = {json.dumps(m)}" for role, m in models.items()) + "}"
 
     assert load_config(env={"HEPHAESTUS_LLM_MODELS": text}).llm.models == models
 
@@ -208,8 +233,16 @@ def a_bool_field() -> tuple[str, str]:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1", True), ("true", True), ("YES", True), ("on", True),
-     ("0", False), ("False", False), ("no", False), (" off ", False)],
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("False", False),
+        ("no", False),
+        (" off ", False),
+    ],
 )
 def test_env_text_converts_to_bool(text, expected):
     section, key = a_bool_field()
@@ -243,50 +276,88 @@ def test_number_for_a_bool_in_the_file_is_refused(tmp_path):
         pytest.param("[agnet]\nseed = 1\n", ["[agnet]", *SECTIONS], id="unknown-section"),
         pytest.param("agent = 5\n", ["[agent]", "5", "table"], id="section-not-a-table"),
         pytest.param("[agent]\nsed = 1\n", ["agent.sed", "seed", "provider"], id="unknown-key"),
-        pytest.param('[agent]\nseed = "seven"\n', ["agent.seed", "'seven'", "integer"],
-                     id="wrong-type"),
-        pytest.param("[agent]\nseed = true\n", ["agent.seed", "True", "integer"],
-                     id="bool-for-int"),
-        pytest.param("[llm]\ntemperature = false\n", ["llm.temperature", "False", "number"],
-                     id="bool-for-float"),
-        pytest.param("[llm]\ntemperature = nan\n", ["llm.temperature", "nan", "number"],
-                     id="nan-float"),
-        pytest.param("[agent]\nprovider = 3\n", ["agent.provider", "3", "string"],
-                     id="int-for-str"),
-        pytest.param('[validation]\npytest_args = "-q"\n', ["validation.pytest_args", "'-q'",
-                                                            "list"], id="str-for-list"),
-        pytest.param('[llm]\nmodels = "gpt"\n', ["llm.models", "'gpt'", "table"],
-                     id="str-for-table"),
+        pytest.param(
+            '[agent]\nseed = "seven"\n', ["agent.seed", "'seven'", "integer"], id="wrong-type"
+        ),
+        pytest.param(
+            "[agent]\nseed = true\n", ["agent.seed", "True", "integer"], id="bool-for-int"
+        ),
+        pytest.param(
+            "[llm]\ntemperature = false\n",
+            ["llm.temperature", "False", "number"],
+            id="bool-for-float",
+        ),
+        pytest.param(
+            "[llm]\ntemperature = nan\n", ["llm.temperature", "nan", "number"], id="nan-float"
+        ),
+        pytest.param(
+            "[agent]\nprovider = 3\n", ["agent.provider", "3", "string"], id="int-for-str"
+        ),
+        pytest.param(
+            '[validation]\npytest_args = "-q"\n',
+            ["validation.pytest_args", "'-q'", "list"],
+            id="str-for-list",
+        ),
+        pytest.param(
+            '[llm]\nmodels = "gpt"\n', ["llm.models", "'gpt'", "table"], id="str-for-table"
+        ),
         pytest.param("[agent]\nseed = -1\n", ["agent.seed", "-1", ">= 0"], id="below-min"),
-        pytest.param("[llm]\ntemperature = 2.5\n", ["llm.temperature", "2.5", "<= 2"],
-                     id="above-max"),
-        pytest.param("[agent]\nmax_manifest_files = 10001\n",
-                     ["agent.max_manifest_files", "10001", "<= 10000"], id="above-int-max"),
-        pytest.param('[agent]\nprovider = "claude"\n', ["agent.provider", "'claude'", "offline",
-                                                        "openai"], id="bad-choice"),
-        pytest.param('[logging]\nlevel = "INFO"\n', ["logging.level", "'INFO'", "info",
-                                                     "debug"], id="choices-are-exact"),
-        pytest.param('[validation]\nstrategies = {FAST = ["syntax", "lint"]}\n'
-                     'default_strategy = "FAST"\n',
-                     ["validation.strategies.FAST", "lint", "syntax", "pytest"],
-                     id="strategy-with-unknown-step"),
-        pytest.param('[validation]\nstrategies = {FAST = "syntax"}\ndefault_strategy = "FAST"\n',
-                     ["validation.strategies.FAST", "'syntax'", "list"],
-                     id="strategy-not-a-list"),
-        pytest.param('[validation]\ndefault_strategy = "FASTEST"\n',
-                     ["validation.default_strategy", "'FASTEST'", "SYNTAX_ONLY", "DISCARD"],
-                     id="default-strategy-not-configured"),
-        pytest.param('[llm]\nmodels = {brain = [], architect = ["a"], code_reviewer = ["b"], '
-                     'maestro = ["c"]}\n', ["llm.models.brain", "[]", "non-empty list"],
-                     id="role-with-empty-model-list"),
-        pytest.param('[llm]\nmodels = {brain = ["a"], architect = ["b"], code_reviewer = ["c"]}\n',
-                     ["llm.models.maestro", "None", "non-empty list"], id="role-missing"),
-        pytest.param('[llm]\nmodels = {brain = [""], architect = ["a"], code_reviewer = ["b"], '
-                     'maestro = ["c"]}\n', ["llm.models.brain", "['']", "model names"],
-                     id="blank-model-name"),
-        pytest.param('[llm]\nmodels = {brain = ["a"], architect = ["b"], code_reviewer = ["c"], '
-                     'maestro = ["d"], critic = ["e"]}\n', ["llm.models", "critic", *ROLES],
-                     id="unknown-role"),
+        pytest.param(
+            "[llm]\ntemperature = 2.5\n", ["llm.temperature", "2.5", "<= 2"], id="above-max"
+        ),
+        pytest.param(
+            "[agent]\nmax_manifest_files = 10001\n",
+            ["agent.max_manifest_files", "10001", "<= 10000"],
+            id="above-int-max",
+        ),
+        pytest.param(
+            '[agent]\nprovider = "claude"\n',
+            ["agent.provider", "'claude'", "offline", "openai"],
+            id="bad-choice",
+        ),
+        pytest.param(
+            '[logging]\nlevel = "INFO"\n',
+            ["logging.level", "'INFO'", "info", "debug"],
+            id="choices-are-exact",
+        ),
+        pytest.param(
+            '[validation]\nstrategies = {FAST = ["syntax", "lint"]}\ndefault_strategy = "FAST"\n',
+            ["validation.strategies.FAST", "lint", "syntax", "pytest"],
+            id="strategy-with-unknown-step",
+        ),
+        pytest.param(
+            '[validation]\nstrategies = {FAST = "syntax"}\ndefault_strategy = "FAST"\n',
+            ["validation.strategies.FAST", "'syntax'", "list"],
+            id="strategy-not-a-list",
+        ),
+        pytest.param(
+            '[validation]\ndefault_strategy = "FASTEST"\n',
+            ["validation.default_strategy", "'FASTEST'", "SYNTAX_ONLY", "DISCARD"],
+            id="default-strategy-not-configured",
+        ),
+        pytest.param(
+            '[llm]\nmodels = {brain = [], architect = ["a"], code_reviewer = ["b"], '
+            'maestro = ["c"]}\n',
+            ["llm.models.brain", "[]", "non-empty list"],
+            id="role-with-empty-model-list",
+        ),
+        pytest.param(
+            '[llm]\nmodels = {brain = ["a"], architect = ["b"], code_reviewer = ["c"]}\n',
+            ["llm.models.maestro", "None", "non-empty list"],
+            id="role-missing",
+        ),
+        pytest.param(
+            '[llm]\nmodels = {brain = [""], architect = ["a"], code_reviewer = ["b"], '
+            'maestro = ["c"]}\n',
+            ["llm.models.brain", "['']", "model names"],
+            id="blank-model-name",
+        ),
+        pytest.param(
+            '[llm]\nmodels = {brain = ["a"], architect = ["b"], code_reviewer = ["c"], '
+            'maestro = ["d"], critic = ["e"]}\n',
+            ["llm.models", "critic", *ROLES],
+            id="unknown-role",
+        ),
     ],
 )
 def test_file_error_names_key_value_and_what_is_allowed(tmp_path, toml, needles):
@@ -309,31 +380,54 @@ def test_api_key_in_config_points_to_api_key_env_without_echoing_the_key(tmp_pat
 @pytest.mark.parametrize(
     ("env", "needles"),
     [
-        pytest.param({"HEPHAESTUS_AGENT_SEEDS": "1"},
-                     ["HEPHAESTUS_AGENT_SEEDS", "HEPHAESTUS_AGENT_SEED", "HEPHAESTUS_LLM_MODELS"],
-                     id="unknown-variable-lists-allowed-names"),
-        pytest.param({"HEPHAESTUS_COLOR": "1"}, ["HEPHAESTUS_COLOR", "HEPHAESTUS_LOGGING_LEVEL"],
-                     id="unknown-section-variable"),
-        pytest.param({"HEPHAESTUS_AGENT_SEED": "abc"},
-                     ["HEPHAESTUS_AGENT_SEED", "'abc'", "agent.seed", "integer"],
-                     id="bad-int"),
-        pytest.param({"HEPHAESTUS_AGENT_SEED": "1.5"},
-                     ["HEPHAESTUS_AGENT_SEED", "'1.5'", "agent.seed", "integer"],
-                     id="fraction-for-int"),
-        pytest.param({"HEPHAESTUS_LLM_TEMPERATURE": "warm"},
-                     ["HEPHAESTUS_LLM_TEMPERATURE", "'warm'", "llm.temperature", "number"],
-                     id="bad-float"),
-        pytest.param({"HEPHAESTUS_LLM_TEMPERATURE": "nan"},
-                     ["llm.temperature", "nan", "number"], id="nan-float"),
-        pytest.param({"HEPHAESTUS_AGENT_SEED": "-3"}, ["agent.seed", "-3", ">= 0"],
-                     id="env-below-min"),
-        pytest.param({"HEPHAESTUS_AGENT_PROVIDER": "claude"},
-                     ["agent.provider", "'claude'", "offline", "openai"], id="env-bad-choice"),
-        pytest.param({"HEPHAESTUS_LLM_MODELS": "brain=gpt"},
-                     ["HEPHAESTUS_LLM_MODELS", "'brain=gpt'", "llm.models", "inline TOML table"],
-                     id="bad-dict"),
-        pytest.param({"HEPHAESTUS_LLM_MODELS": '["gpt"]'},
-                     ["llm.models", "['gpt']", "table"], id="dict-that-is-a-list"),
+        pytest.param(
+            {"HEPHAESTUS_AGENT_SEEDS": "1"},
+            ["HEPHAESTUS_AGENT_SEEDS", "HEPHAESTUS_AGENT_SEED", "HEPHAESTUS_LLM_MODELS"],
+            id="unknown-variable-lists-allowed-names",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_COLOR": "1"},
+            ["HEPHAESTUS_COLOR", "HEPHAESTUS_LOGGING_LEVEL"],
+            id="unknown-section-variable",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_AGENT_SEED": "abc"},
+            ["HEPHAESTUS_AGENT_SEED", "'abc'", "agent.seed", "integer"],
+            id="bad-int",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_AGENT_SEED": "1.5"},
+            ["HEPHAESTUS_AGENT_SEED", "'1.5'", "agent.seed", "integer"],
+            id="fraction-for-int",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_LLM_TEMPERATURE": "warm"},
+            ["HEPHAESTUS_LLM_TEMPERATURE", "'warm'", "llm.temperature", "number"],
+            id="bad-float",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_LLM_TEMPERATURE": "nan"},
+            ["llm.temperature", "nan", "number"],
+            id="nan-float",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_AGENT_SEED": "-3"}, ["agent.seed", "-3", ">= 0"], id="env-below-min"
+        ),
+        pytest.param(
+            {"HEPHAESTUS_AGENT_PROVIDER": "claude"},
+            ["agent.provider", "'claude'", "offline", "openai"],
+            id="env-bad-choice",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_LLM_MODELS": "brain=gpt"},
+            ["HEPHAESTUS_LLM_MODELS", "'brain=gpt'", "llm.models", "inline TOML table"],
+            id="bad-dict",
+        ),
+        pytest.param(
+            {"HEPHAESTUS_LLM_MODELS": '["gpt"]'},
+            ["llm.models", "['gpt']", "table"],
+            id="dict-that-is-a-list",
+        ),
     ],
 )
 def test_env_error_names_variable_value_and_what_is_allowed(tmp_path, env, needles):
@@ -402,8 +496,13 @@ def test_api_key_never_appears_in_any_display(tmp_path):
     env = {"OPENROUTER_API_KEY": SECRET, "HEPHAESTUS_AGENT_PROVIDER": "openai"}
     config = load_config(env=env)
 
-    outputs = [json.dumps(describe(config, env=env)), str(describe(config, env=env)),
-               repr(config), str(config), json.dumps(to_dict(config))]
+    outputs = [
+        json.dumps(describe(config, env=env)),
+        str(describe(config, env=env)),
+        repr(config),
+        str(config),
+        json.dumps(to_dict(config)),
+    ]
 
     assert not [o for o in outputs if SECRET in o]
 

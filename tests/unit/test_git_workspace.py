@@ -18,8 +18,12 @@ from hephaestus.agent.gitrepo import AGENT_DIR, GitError, GitRepo, NotAGitReposi
 from hephaestus.agent.gitrepo import git as run_git
 from hephaestus.agent.workspace import Workspace, WorkspaceError, remove_stale_workspaces
 
-FILES = {"pkg/__init__.py": "", "pkg/a.py": "A = 1\n", "pkg/b.py": "B = 2\n",
-         "README.md": "# target\n"}
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": "A = 1\n",
+    "pkg/b.py": "B = 2\n",
+    "README.md": "# target\n",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +35,14 @@ def isolated_git(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                 "GIT_COMMITTER_EMAIL", "GIT_DIR", "GIT_WORK_TREE"):
+    for name in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -50,8 +60,11 @@ def parent(repo) -> Path:
 
 def worktrees(repo: GitRepo) -> list[Path]:
     out = git(repo.root, "worktree", "list", "--porcelain")
-    return [Path(line.split(" ", 1)[1]).resolve() for line in out.splitlines()
-            if line.startswith("worktree ")]
+    return [
+        Path(line.split(" ", 1)[1]).resolve()
+        for line in out.splitlines()
+        if line.startswith("worktree ")
+    ]
 
 
 # -- opening a repository ---------------------------------------------------------------------
@@ -105,8 +118,11 @@ def test_a_failing_git_command_carries_gits_own_words(repo):
 
 
 # -- keeping .hephaestus/ out of git ----------------------------------------------------------
-@pytest.mark.parametrize("existing", [None, "", "*.log", "*.log\n"],
-                         ids=["missing", "empty", "no-final-newline", "with-newline"])
+@pytest.mark.parametrize(
+    "existing",
+    [None, "", "*.log", "*.log\n"],
+    ids=["missing", "empty", "no-final-newline", "with-newline"],
+)
 def test_ignore_agent_dir_adds_one_exclude_line_and_keeps_status_clean(repo, existing):
     exclude = repo.root / ".git" / "info" / "exclude"
     if existing is None:
@@ -137,14 +153,22 @@ def test_status_lists_changes_including_untracked_files(repo):
 
 
 # -- identity --------------------------------------------------------------------------------
-FALLBACK = {"GIT_AUTHOR_NAME": "Hephaestus", "GIT_AUTHOR_EMAIL": "hephaestus@localhost",
-            "GIT_COMMITTER_NAME": "Hephaestus", "GIT_COMMITTER_EMAIL": "hephaestus@localhost"}
+FALLBACK = {
+    "GIT_AUTHOR_NAME": "Hephaestus",
+    "GIT_AUTHOR_EMAIL": "hephaestus@localhost",
+    "GIT_COMMITTER_NAME": "Hephaestus",
+    "GIT_COMMITTER_EMAIL": "hephaestus@localhost",
+}
 
 
 @pytest.mark.parametrize(
     ("unset", "expected"),
-    [((), {}), (("user.email",), FALLBACK), (("user.name",), FALLBACK),
-     (("user.name", "user.email"), FALLBACK)],
+    [
+        ((), {}),
+        (("user.email",), FALLBACK),
+        (("user.name",), FALLBACK),
+        (("user.name", "user.email"), FALLBACK),
+    ],
 )
 def test_identity_env_falls_back_only_when_name_or_email_is_missing(repo, unset, expected):
     for key in unset:
@@ -233,8 +257,7 @@ def test_commit_and_fast_forward_bring_exactly_the_touched_files(repo, parent):
     assert git(repo.root, "rev-parse", "HEAD~1").strip() == before["head"]
     changed = git(repo.root, "diff", "--name-only", before["head"], commit).split()
     assert changed == ["pkg/a.py", "pkg/new.py"]
-    assert after["files"] == {**before["files"], "pkg/a.py": b"A = 100\n",
-                              "pkg/new.py": b"N = 1\n"}
+    assert after["files"] == {**before["files"], "pkg/a.py": b"A = 100\n", "pkg/new.py": b"N = 1\n"}
     assert after["status"] == ""
     assert repo.commit_message(commit) == "refactor: bump A\n\nbody\n\n"
     assert git(repo.root, "log", "-1", "--format=%an <%ae>").strip() == "Test <test@example.com>"

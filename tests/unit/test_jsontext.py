@@ -12,9 +12,17 @@ import pytest
 
 from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
 
-PLAN = {"analysis": "add a docstring", "patches_to_apply": [
-    {"file_path": "pkg/mod.py", "operation": "INSERT", "line_number": 3,
-     "content": '    """Do it."""\n'}]}
+PLAN = {
+    "analysis": "add a docstring",
+    "patches_to_apply": [
+        {
+            "file_path": "pkg/mod.py",
+            "operation": "INSERT",
+            "line_number": 3,
+            "content": '    """Do it."""\n',
+        }
+    ],
+}
 TEXT = json.dumps(PLAN)
 
 # code a model might put inside JSON strings: fences, braces, backslashes, escapes
@@ -44,10 +52,13 @@ def test_surrounding_whitespace_is_ignored():
         pytest.param(f"```\n{TEXT}\n```", id="bare-fence"),
         pytest.param(f"Here is the plan:\n\n{TEXT}", id="leading-prose"),
         pytest.param(f"{TEXT}\n\nLet me know if you need anything else.", id="trailing-prose"),
-        pytest.param(f"Sure! Here you go:\n```json\n{TEXT}\n```\nThis adds a docstring.",
-                     id="prose-around-a-fence"),
-        pytest.param(f"Use {{braces}} wisely, or {{ even {{this. Plan: {TEXT}",
-                     id="stray-braces-in-prose"),
+        pytest.param(
+            f"Sure! Here you go:\n```json\n{TEXT}\n```\nThis adds a docstring.",
+            id="prose-around-a-fence",
+        ),
+        pytest.param(
+            f"Use {{braces}} wisely, or {{ even {{this. Plan: {TEXT}", id="stray-braces-in-prose"
+        ),
         pytest.param(f"{{not json at all\n{TEXT}", id="broken-object-first"),
     ],
 )
@@ -69,15 +80,21 @@ def test_object_after_a_json_array_is_found():
     assert extract_json('[1, 2, 3]\n{"a": 1}') == {"a": 1}
 
 
-@pytest.mark.parametrize("wrap", [
-    pytest.param("{}", id="bare"),
-    pytest.param("```json\n{}\n```", id="fenced"),
-    pytest.param("Plan below {{ok}}:\n```json\n{}\n```\nDone.", id="prose-and-fence"),
-])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param("{}", id="bare"),
+        pytest.param("```json\n{}\n```", id="fenced"),
+        pytest.param("Plan below {{ok}}:\n```json\n{}\n```\nDone.", id="prose-and-fence"),
+    ],
+)
 @pytest.mark.parametrize("name", sorted(TRICKY_CODE))
 def test_code_inside_strings_comes_back_byte_identical(wrap, name):
-    payload = {"patches_to_apply": [{"content": TRICKY_CODE[name],
-                                     "block_to_replace": TRICKY_CODE[name][::-1]}]}
+    payload = {
+        "patches_to_apply": [
+            {"content": TRICKY_CODE[name], "block_to_replace": TRICKY_CODE[name][::-1]}
+        ]
+    }
 
     result = extract_json(wrap.format(json.dumps(payload)))
 

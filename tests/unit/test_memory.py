@@ -23,13 +23,23 @@ from hephaestus.agent.memory import SCHEMA_VERSION, Memory, MemoryStoreError
 from hephaestus.agent.models import CycleResult, Objective, Outcome, Reason
 
 
-def cycle(number: int = 1, *, started_at: float | None = None, objective: str | None = None,
-          reason: Reason = Reason.COMMITTED, **fields: object) -> CycleResult:
+def cycle(
+    number: int = 1,
+    *,
+    started_at: float | None = None,
+    objective: str | None = None,
+    reason: Reason = Reason.COMMITTED,
+    **fields: object,
+) -> CycleResult:
     """A finished cycle result; ``started_at`` defaults to ``1000 + number``."""
-    result = CycleResult(correlation_id=str(uuid.uuid4()), cycle_number=number,
-                         trace_id=uuid.uuid4().hex, provider="offline",
-                         started_at=1000.0 + number if started_at is None else started_at,
-                         **fields)
+    result = CycleResult(
+        correlation_id=str(uuid.uuid4()),
+        cycle_number=number,
+        trace_id=uuid.uuid4().hex,
+        provider="offline",
+        started_at=1000.0 + number if started_at is None else started_at,
+        **fields,
+    )
     result.objective = Objective(objective) if objective else None
     result.end(reason)
     result.finished_at = result.started_at + 1
@@ -98,15 +108,26 @@ def test_start_cycle_writes_a_running_row_with_this_pid(memory):
 
 def test_finish_cycle_round_trips_every_field(memory):
     result = CycleResult(
-        correlation_id="6f1c5a0e-0000-4000-8000-000000000001", cycle_number=3,
+        correlation_id="6f1c5a0e-0000-4000-8000-000000000001",
+        cycle_number=3,
         trace_id="0af7651916cd43dd8448eb211c80319c",
-        objective=Objective("Add a docstring to inventory.add", kind="missing_docstring",
-                            file_path="inventory/core.py"),
+        objective=Objective(
+            "Add a docstring to inventory.add",
+            kind="missing_docstring",
+            file_path="inventory/core.py",
+        ),
         commit_sha="4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-        files=("inventory/core.py", "inventory/new.py"), strategy="SYNTAX_AND_PYTEST",
-        provider="openai", model="openai/gpt-4o-mini", llm_calls=4, input_tokens=1234,
-        output_tokens=567, durations={"scan": 0.01, "plan": 1.5, "validate": 2.25},
-        started_at=1_700_000_000.5, finished_at=1_700_000_004.75)
+        files=("inventory/core.py", "inventory/new.py"),
+        strategy="SYNTAX_AND_PYTEST",
+        provider="openai",
+        model="openai/gpt-4o-mini",
+        llm_calls=4,
+        input_tokens=1234,
+        output_tokens=567,
+        durations={"scan": 0.01, "plan": 1.5, "validate": 2.25},
+        started_at=1_700_000_000.5,
+        finished_at=1_700_000_004.75,
+    )
     result.end(Reason.COMMITTED, "committed 2 files")
 
     memory.start_cycle(result)
@@ -117,24 +138,51 @@ def test_finish_cycle_round_trips_every_field(memory):
         **row,  # the autoincrement id
         "correlation_id": "6f1c5a0e-0000-4000-8000-000000000001",
         "trace_id": "0af7651916cd43dd8448eb211c80319c",
-        "cycle_number": 3, "status": "finished",
-        "objective": "Add a docstring to inventory.add", "objective_kind": "missing_docstring",
+        "cycle_number": 3,
+        "status": "finished",
+        "objective": "Add a docstring to inventory.add",
+        "objective_kind": "missing_docstring",
         "objective_file": "inventory/core.py",
-        "outcome": "succeeded", "reason": "committed", "detail": "committed 2 files",
+        "outcome": "succeeded",
+        "reason": "committed",
+        "detail": "committed 2 files",
         "strategy": "SYNTAX_AND_PYTEST",
         "commit_sha": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
         "files": ["inventory/core.py", "inventory/new.py"],
-        "provider": "openai", "model": "openai/gpt-4o-mini",
-        "llm_calls": 4, "input_tokens": 1234, "output_tokens": 567,
+        "provider": "openai",
+        "model": "openai/gpt-4o-mini",
+        "llm_calls": 4,
+        "input_tokens": 1234,
+        "output_tokens": 567,
         "durations": {"scan": 0.01, "plan": 1.5, "validate": 2.25},
-        "started_at": 1_700_000_000.5, "finished_at": 1_700_000_004.75,
+        "started_at": 1_700_000_000.5,
+        "finished_at": 1_700_000_004.75,
         "pid": os.getpid(),
     }
     assert set(row) - {"id"} == {
-        "correlation_id", "trace_id", "cycle_number", "status", "objective", "objective_kind",
-        "objective_file", "outcome", "reason", "detail", "strategy", "commit_sha", "files",
-        "provider", "model", "llm_calls", "input_tokens", "output_tokens", "durations",
-        "started_at", "finished_at", "pid"}
+        "correlation_id",
+        "trace_id",
+        "cycle_number",
+        "status",
+        "objective",
+        "objective_kind",
+        "objective_file",
+        "outcome",
+        "reason",
+        "detail",
+        "strategy",
+        "commit_sha",
+        "files",
+        "provider",
+        "model",
+        "llm_calls",
+        "input_tokens",
+        "output_tokens",
+        "durations",
+        "started_at",
+        "finished_at",
+        "pid",
+    }
 
 
 def test_a_cycle_without_objective_stores_nulls_and_empty_collections(memory):
@@ -178,7 +226,8 @@ def test_recent_returns_newest_first_up_to_the_limit(memory):
     newest = memory.recent(limit=3)
 
     assert [r["correlation_id"] for r in newest] == [
-        r.correlation_id for r in reversed(results[1:])]
+        r.correlation_id for r in reversed(results[1:])
+    ]
 
 
 @pytest.mark.parametrize("limit", [0, -1])
@@ -212,14 +261,17 @@ def test_next_cycle_number_starts_at_one_and_follows_the_highest(memory):
 
 
 def test_failure_counts_counts_only_failures_within_the_window(memory):
-    for n, (objective, reason) in enumerate([
-        ("old failure", Reason.TESTS_FAILED),  # outside the window of 5
-        ("flaky", Reason.TESTS_FAILED),
-        ("flaky", Reason.SYNTAX_ERROR),
-        ("flaky", Reason.COMMITTED),
-        ("reviewed away", Reason.REVIEW_REJECTED),
-        ("interrupted", Reason.INTERRUPTED),
-    ], start=1):
+    for n, (objective, reason) in enumerate(
+        [
+            ("old failure", Reason.TESTS_FAILED),  # outside the window of 5
+            ("flaky", Reason.TESTS_FAILED),
+            ("flaky", Reason.SYNTAX_ERROR),
+            ("flaky", Reason.COMMITTED),
+            ("reviewed away", Reason.REVIEW_REJECTED),
+            ("interrupted", Reason.INTERRUPTED),
+        ],
+        start=1,
+    ):
         record(memory, cycle(n, objective=objective, reason=reason))
     record(memory, cycle(7, reason=Reason.LLM_ERROR))  # failed without an objective
 
@@ -248,9 +300,15 @@ def test_mark_interrupted_aborts_rows_of_dead_processes_only(memory, db_path):
 
         stale = memory.mark_interrupted()
 
-        rows = {cid: memory.find(cid) for cid in
-                (dead.correlation_id, live.correlation_id, own.correlation_id,
-                 done.correlation_id)}
+        rows = {
+            cid: memory.find(cid)
+            for cid in (
+                dead.correlation_id,
+                live.correlation_id,
+                own.correlation_id,
+                done.correlation_id,
+            )
+        }
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -260,7 +318,10 @@ def test_mark_interrupted_aborts_rows_of_dead_processes_only(memory, db_path):
     for cid in stale:
         row = rows[cid]
         assert (row["status"], row["outcome"], row["reason"]) == (
-            "finished", Outcome.ABORTED.value, Reason.INTERRUPTED.value)
+            "finished",
+            Outcome.ABORTED.value,
+            Reason.INTERRUPTED.value,
+        )
         assert "died" in row["detail"]
         assert row["finished_at"] is not None
     assert rows[live.correlation_id]["status"] == "running"

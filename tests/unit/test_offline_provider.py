@@ -36,21 +36,25 @@ MANY = {
     for i in range(4)
 }
 CLEAN = {"pkg/clean.py": '"""Clean."""\n\n\ndef f(x):\n    """F."""\n    return x\n'}
-STRATEGIES = {"SYNTAX_ONLY": ["syntax"], "SYNTAX_AND_PYTEST": ["syntax", "pytest"],
-              "DISCARD": []}
+STRATEGIES = {"SYNTAX_ONLY": ["syntax"], "SYNTAX_AND_PYTEST": ["syntax", "pytest"], "DISCARD": []}
 
 
 def ask(role: Role, payload: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """Send ``payload`` in a real agent prompt and decode the answer like model output."""
-    completion = OfflineProvider(seed).chat(role, "any-model",
-                                            build_messages("instructions", payload))
+    completion = OfflineProvider(seed).chat(
+        role, "any-model", build_messages("instructions", payload)
+    )
     return extract_json(completion.text)
 
 
-def objective_for(sources: dict[str, str], seed: int = 0,
-                  blocked: list[str] | None = None) -> dict[str, Any]:
-    return ask(Role.BRAIN, {"task": "next_objective", "sources": sources,
-                            "blocked_objectives": blocked or []}, seed)
+def objective_for(
+    sources: dict[str, str], seed: int = 0, blocked: list[str] | None = None
+) -> dict[str, Any]:
+    return ask(
+        Role.BRAIN,
+        {"task": "next_objective", "sources": sources, "blocked_objectives": blocked or []},
+        seed,
+    )
 
 
 def plan_for(objective: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
@@ -58,14 +62,26 @@ def plan_for(objective: dict[str, Any], files: dict[str, str]) -> dict[str, Any]
 
 
 def review(patches: list[dict[str, Any]], files: dict[str, str]) -> dict[str, Any]:
-    return ask(Role.CODE_REVIEWER, {"task": "review", "plan": {"patches_to_apply": patches},
-                                    "files": files})
+    return ask(
+        Role.CODE_REVIEWER,
+        {"task": "review", "plan": {"patches_to_apply": patches}, "files": files},
+    )
 
 
-def strategy(has_tests: bool, strategies: dict[str, list[str]] = STRATEGIES,
-             default: str = "SYNTAX_AND_PYTEST") -> dict[str, Any]:
-    return ask(Role.MAESTRO, {"task": "strategy", "has_tests": has_tests,
-                              "default_strategy": default, "strategies": strategies})
+def strategy(
+    has_tests: bool,
+    strategies: dict[str, list[str]] = STRATEGIES,
+    default: str = "SYNTAX_AND_PYTEST",
+) -> dict[str, Any]:
+    return ask(
+        Role.MAESTRO,
+        {
+            "task": "strategy",
+            "has_tests": has_tests,
+            "default_strategy": default,
+            "strategies": strategies,
+        },
+    )
 
 
 # -- brain ------------------------------------------------------------------------------------
@@ -90,8 +106,11 @@ def test_different_seeds_choose_different_objectives():
 
 
 def test_objective_is_one_of_the_real_opportunities():
-    opportunities = {(o.objective, o.kind, o.file_path, o.symbol)
-                     for path, text in MANY.items() for o in find_opportunities(path, text)}
+    opportunities = {
+        (o.objective, o.kind, o.file_path, o.symbol)
+        for path, text in MANY.items()
+        for o in find_opportunities(path, text)
+    }
 
     for seed in range(6):
         answer = objective_for(MANY, seed=seed)
@@ -101,8 +120,9 @@ def test_objective_is_one_of_the_real_opportunities():
 
 
 def test_blocked_objectives_are_never_chosen():
-    everything = [o.objective for path, text in MANY.items()
-                  for o in find_opportunities(path, text)]
+    everything = [
+        o.objective for path, text in MANY.items() for o in find_opportunities(path, text)
+    ]
     blocked, allowed = everything[:-3], everything[-3:]
 
     chosen = {objective_for(MANY, seed=seed, blocked=blocked)["objective"] for seed in range(15)}
@@ -127,8 +147,9 @@ def test_objective_is_null_when_nothing_is_left(sources):
 
 
 def test_objective_is_null_when_everything_is_blocked():
-    everything = [o.objective for path, text in MANY.items()
-                  for o in find_opportunities(path, text)]
+    everything = [
+        o.objective for path, text in MANY.items() for o in find_opportunities(path, text)
+    ]
 
     assert objective_for(MANY, blocked=everything)["objective"] is None
 
@@ -138,8 +159,12 @@ def test_objective_is_null_when_everything_is_blocked():
 def test_architect_plan_realises_the_named_objective(tmp_path, index):
     path = "pkg/mod0.py"
     opportunity = find_opportunities(path, MANY[path])[index]
-    objective = {"objective": opportunity.objective, "kind": opportunity.kind,
-                 "file_path": path, "symbol": opportunity.symbol}
+    objective = {
+        "objective": opportunity.objective,
+        "kind": opportunity.kind,
+        "file_path": path,
+        "symbol": opportunity.symbol,
+    }
 
     plan = plan_for(objective, {path: MANY[path]})
 
@@ -167,21 +192,30 @@ def test_architect_plan_realises_the_named_objective(tmp_path, index):
 def test_architect_understands_free_text_naming_a_file_and_kind(text, kind):
     plan = plan_for({"objective": text, "kind": "freeform"}, MANY)
 
-    first_of_kind = next(o for o in find_opportunities("pkg/mod1.py", MANY["pkg/mod1.py"])
-                         if o.kind == kind)
+    first_of_kind = next(
+        o for o in find_opportunities("pkg/mod1.py", MANY["pkg/mod1.py"]) if o.kind == kind
+    )
     assert plan["patches_to_apply"] == first_of_kind.patches
 
 
 @pytest.mark.parametrize(
     "objective",
     [
-        pytest.param({"objective": "Rewrite everything in Rust", "kind": "freeform"},
-                     id="unknown-free-text"),
-        pytest.param({"objective": "Add a docstring", "kind": "function_docstring",
-                      "file_path": "pkg/mod0.py", "symbol": "no_such_function"},
-                     id="unknown-symbol"),
-        pytest.param({"objective": "Remove the unused import in pkg/elsewhere.py"},
-                     id="file-not-shown"),
+        pytest.param(
+            {"objective": "Rewrite everything in Rust", "kind": "freeform"}, id="unknown-free-text"
+        ),
+        pytest.param(
+            {
+                "objective": "Add a docstring",
+                "kind": "function_docstring",
+                "file_path": "pkg/mod0.py",
+                "symbol": "no_such_function",
+            },
+            id="unknown-symbol",
+        ),
+        pytest.param(
+            {"objective": "Remove the unused import in pkg/elsewhere.py"}, id="file-not-shown"
+        ),
         pytest.param({}, id="no-objective"),
     ],
 )
@@ -201,9 +235,17 @@ FILES = {"pkg/mod.py": SOURCE}
 
 
 def test_reviewer_approves_a_small_valid_change():
-    answer = review([{"file_path": "pkg/mod.py", "operation": "REPLACE",
-                      "block_to_replace": "    return x\n", "content": "    return x + 1\n"}],
-                    FILES)
+    answer = review(
+        [
+            {
+                "file_path": "pkg/mod.py",
+                "operation": "REPLACE",
+                "block_to_replace": "    return x\n",
+                "content": "    return x + 1\n",
+            }
+        ],
+        FILES,
+    )
 
     assert answer["approved"] is True
     assert answer["feedback"]
@@ -212,20 +254,54 @@ def test_reviewer_approves_a_small_valid_change():
 @pytest.mark.parametrize(
     ("patch", "complaint"),
     [
-        pytest.param({"file_path": "pkg/mod.py", "operation": "REPLACE",
-                      "block_to_replace": "    y = 1\n", "content": "    y = 2\n"},
-                     "exactly once", id="block-occurs-twice"),
-        pytest.param({"file_path": "pkg/mod.py", "operation": "DELETE_BLOCK",
-                      "block_to_delete": "    z = 3\n"}, "exactly once", id="block-missing"),
-        pytest.param({"file_path": "pkg/mod.py", "operation": "REPLACE",
-                      "block_to_replace": "    return x\n", "content": "    return (x\n"},
-                     "would not parse", id="replacement-does-not-parse"),
-        pytest.param({"file_path": "pkg/mod.py", "operation": "DELETE_BLOCK",
-                      "block_to_delete": '    """F."""\n    y = 1\n    y = 1\n    return x\n'},
-                     "would not parse", id="deletion-leaves-an-empty-body"),
-        pytest.param({"file_path": "pkg/other.py", "operation": "REPLACE",
-                      "block_to_replace": "a", "content": "b"}, "not shown",
-                     id="file-not-shown"),
+        pytest.param(
+            {
+                "file_path": "pkg/mod.py",
+                "operation": "REPLACE",
+                "block_to_replace": "    y = 1\n",
+                "content": "    y = 2\n",
+            },
+            "exactly once",
+            id="block-occurs-twice",
+        ),
+        pytest.param(
+            {
+                "file_path": "pkg/mod.py",
+                "operation": "DELETE_BLOCK",
+                "block_to_delete": "    z = 3\n",
+            },
+            "exactly once",
+            id="block-missing",
+        ),
+        pytest.param(
+            {
+                "file_path": "pkg/mod.py",
+                "operation": "REPLACE",
+                "block_to_replace": "    return x\n",
+                "content": "    return (x\n",
+            },
+            "would not parse",
+            id="replacement-does-not-parse",
+        ),
+        pytest.param(
+            {
+                "file_path": "pkg/mod.py",
+                "operation": "DELETE_BLOCK",
+                "block_to_delete": '    """F."""\n    y = 1\n    y = 1\n    return x\n',
+            },
+            "would not parse",
+            id="deletion-leaves-an-empty-body",
+        ),
+        pytest.param(
+            {
+                "file_path": "pkg/other.py",
+                "operation": "REPLACE",
+                "block_to_replace": "a",
+                "content": "b",
+            },
+            "not shown",
+            id="file-not-shown",
+        ),
     ],
 )
 def test_reviewer_rejects_a_bad_patch(patch, complaint):
@@ -237,17 +313,26 @@ def test_reviewer_rejects_a_bad_patch(patch, complaint):
 
 
 def test_reviewer_rejects_when_any_patch_is_bad():
-    good = {"file_path": "pkg/mod.py", "operation": "REPLACE",
-            "block_to_replace": "    return x\n", "content": "    return -x\n"}
-    bad = {"file_path": "pkg/mod.py", "operation": "REPLACE",
-           "block_to_replace": "    y = 1\n", "content": "    y = 2\n"}
+    good = {
+        "file_path": "pkg/mod.py",
+        "operation": "REPLACE",
+        "block_to_replace": "    return x\n",
+        "content": "    return -x\n",
+    }
+    bad = {
+        "file_path": "pkg/mod.py",
+        "operation": "REPLACE",
+        "block_to_replace": "    y = 1\n",
+        "content": "    y = 2\n",
+    }
 
     assert review([good, bad], FILES)["approved"] is False
 
 
 def test_reviewer_accepts_a_new_file_it_was_not_shown():
-    answer = review([{"file_path": "pkg/new.py", "operation": "CREATE_FILE",
-                      "content": "X = 1\n"}], FILES)
+    answer = review(
+        [{"file_path": "pkg/new.py", "operation": "CREATE_FILE", "content": "X = 1\n"}], FILES
+    )
 
     assert answer["approved"] is True
 
@@ -255,8 +340,17 @@ def test_reviewer_accepts_a_new_file_it_was_not_shown():
 def test_reviewer_does_not_parse_non_python_files():
     files = {"README.md": "# Title\n\nText (\n"}
 
-    answer = review([{"file_path": "README.md", "operation": "REPLACE",
-                      "block_to_replace": "Text (", "content": "Text ((("}], files)
+    answer = review(
+        [
+            {
+                "file_path": "README.md",
+                "operation": "REPLACE",
+                "block_to_replace": "Text (",
+                "content": "Text (((",
+            }
+        ],
+        files,
+    )
 
     assert answer["approved"] is True
 
@@ -279,10 +373,12 @@ def test_maestro_matches_steps_regardless_of_their_order():
 @pytest.mark.parametrize(
     ("has_tests", "strategies"),
     [
-        pytest.param(True, {"DISCARD": [], "FAST": ["syntax"], "CUSTOM": ["pytest"]},
-                     id="no-pytest-strategy"),
-        pytest.param(False, {"DISCARD": [], "FULL": ["syntax", "pytest"]},
-                     id="no-syntax-only-strategy"),
+        pytest.param(
+            True, {"DISCARD": [], "FAST": ["syntax"], "CUSTOM": ["pytest"]}, id="no-pytest-strategy"
+        ),
+        pytest.param(
+            False, {"DISCARD": [], "FULL": ["syntax", "pytest"]}, id="no-syntax-only-strategy"
+        ),
         pytest.param(False, {}, id="no-strategies"),
     ],
 )
@@ -312,11 +408,23 @@ def test_prompt_without_a_json_payload_is_an_invalid_request(messages):
 
 
 def test_last_user_message_carries_the_payload():
-    messages = [Message("user", '{"task": "strategy", "has_tests": true, '
-                                '"strategies": {"A": ["syntax"]}, "default_strategy": "A"}'),
-                Message("assistant", "thinking"),
-                *build_messages("x", {"task": "strategy", "has_tests": True,
-                                      "strategies": STRATEGIES, "default_strategy": "DISCARD"})]
+    messages = [
+        Message(
+            "user",
+            '{"task": "strategy", "has_tests": true, '
+            '"strategies": {"A": ["syntax"]}, "default_strategy": "A"}',
+        ),
+        Message("assistant", "thinking"),
+        *build_messages(
+            "x",
+            {
+                "task": "strategy",
+                "has_tests": True,
+                "strategies": STRATEGIES,
+                "default_strategy": "DISCARD",
+            },
+        ),
+    ]
 
     completion = OfflineProvider().chat(Role.MAESTRO, "m", messages)
 
@@ -351,14 +459,18 @@ def test_close_is_harmless():
 
 # -- the whole pipeline over the bundled sample -----------------------------------------------
 def sample_sources() -> dict[str, str]:
-    return {p.relative_to(SAMPLE).as_posix(): p.read_text()
-            for p in sorted(SAMPLE.rglob("*.py")) if "__pycache__" not in p.parts}
+    return {
+        p.relative_to(SAMPLE).as_posix(): p.read_text()
+        for p in sorted(SAMPLE.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
 
 
 def test_every_sample_objective_becomes_a_plan_that_applies_cleanly(tmp_path):
     sources = sample_sources()
-    expected = {o.objective for path, text in sources.items()
-                for o in find_opportunities(path, text)}
+    expected = {
+        o.objective for path, text in sources.items() for o in find_opportunities(path, text)
+    }
     assert expected, "the sample project should offer improvements"
 
     done: list[str] = []

@@ -32,9 +32,14 @@ MESSAGES = [Message("system", "You are terse."), Message("user", "Say hi.")]
 
 def llm_config(base_url: str, **overrides: object) -> LLMConfig:
     """An llm section pointing at ``base_url``, with the test key variable and short timeouts."""
-    values = {"base_url": base_url, "api_key_env": KEY_ENV, "request_timeout": 2.0,
-              "temperature": 0.5, "max_tokens": 321,
-              "models": {role: ["primary-model", "fallback-model"] for role in ROLES}}
+    values = {
+        "base_url": base_url,
+        "api_key_env": KEY_ENV,
+        "request_timeout": 2.0,
+        "temperature": 0.5,
+        "max_tokens": 321,
+        "models": {role: ["primary-model", "fallback-model"] for role in ROLES},
+    }
     return make_config(llm={**values, **overrides}).llm
 
 
@@ -82,8 +87,9 @@ def provider(llm_server):
 
 # -- a successful call ------------------------------------------------------------------------
 def test_success_returns_text_models_and_token_usage(llm_server, provider):
-    llm_server.script([chat_reply("hello", model="served-model-v2", prompt_tokens=23,
-                                  completion_tokens=5)])
+    llm_server.script(
+        [chat_reply("hello", model="served-model-v2", prompt_tokens=23, completion_tokens=5)]
+    )
 
     completion = provider.chat(Role.ARCHITECT, "primary-model", MESSAGES)
 
@@ -103,8 +109,10 @@ def test_request_posts_model_messages_and_sampling_to_chat_completions(llm_serve
     assert request.path == "/v1/chat/completions"
     assert request.body == {
         "model": "primary-model",
-        "messages": [{"role": "system", "content": "You are terse."},
-                     {"role": "user", "content": "Say hi."}],
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Say hi."},
+        ],
         "temperature": 0.5,
         "max_tokens": 321,
     }
@@ -201,11 +209,11 @@ def test_errors_never_carry_the_api_key(llm_server):
 # -- HTTP errors ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(500, True), (502, True), (503, True), (429, True), (400, False), (401, False),
-     (404, False)],
+    [(500, True), (502, True), (503, True), (429, True), (400, False), (401, False), (404, False)],
 )
-def test_http_errors_are_typed_by_status_and_only_transient_ones_retry(llm_server, status,
-                                                                       retryable):
+def test_http_errors_are_typed_by_status_and_only_transient_ones_retry(
+    llm_server, status, retryable
+):
     error = chat_error(llm_server, Reply(status=status, body={"error": "nope"}))
 
     assert error.error_type == f"http_{status}"
@@ -222,8 +230,15 @@ def test_429_carries_retry_after_in_seconds(llm_server):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, None), ("", None), ("0", 0.0), ("2.5", 2.5), ("-5", 0.0), ("soon", None),
-     ("Mon, 99 Foo 2024 25:61:00 GMT", None)],
+    [
+        (None, None),
+        ("", None),
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("-5", 0.0),
+        ("soon", None),
+        ("Mon, 99 Foo 2024 25:61:00 GMT", None),
+    ],
 )
 def test_retry_after_seconds_parses_numbers_and_rejects_garbage(value, expected):
     assert retry_after_seconds(value) == expected
@@ -283,17 +298,23 @@ def test_200_without_a_chat_completion_is_an_invalid_response(llm_server, reply)
 
 
 # -- role routing and fallback ----------------------------------------------------------------
-def role_models(server: ScriptedLLMServer, models: dict[str, list[str]] | None = None,
-                **overrides: object) -> RoleModels:
+def role_models(
+    server: ScriptedLLMServer, models: dict[str, list[str]] | None = None, **overrides: object
+) -> RoleModels:
     """Role models with one attempt per model: fallback alone, retries are tested elsewhere."""
     config = llm_config(server.base_url, **overrides)
-    return RoleModels(OpenAICompatibleProvider(config, env={KEY_ENV: KEY}),
-                      models or config.models, policy=RetryPolicy(attempts=1))
+    return RoleModels(
+        OpenAICompatibleProvider(config, env={KEY_ENV: KEY}),
+        models or config.models,
+        policy=RetryPolicy(attempts=1),
+    )
 
 
 def test_role_models_lists_each_roles_models_in_order_and_all_models_once(llm_server):
-    models = role_models(llm_server, {"brain": ["a", "b"], "architect": ["b", "c"],
-                                      "code_reviewer": ["a"], "maestro": ["d"]})
+    models = role_models(
+        llm_server,
+        {"brain": ["a", "b"], "architect": ["b", "c"], "code_reviewer": ["a"], "maestro": ["d"]},
+    )
 
     assert models.models_for(Role.ARCHITECT) == ("b", "c")
     assert models.all_models == ("a", "b", "c", "d")
@@ -310,9 +331,14 @@ def test_primary_answers_first_when_it_works(llm_server):
 
 
 def test_failing_primary_falls_back_to_the_next_model_and_counts_usage_once(llm_server):
-    llm_server.script([Reply(status=500, body={"error": "down"}),
-                       chat_reply("from fallback", model="fallback-model", prompt_tokens=4,
-                                  completion_tokens=2)])
+    llm_server.script(
+        [
+            Reply(status=500, body={"error": "down"}),
+            chat_reply(
+                "from fallback", model="fallback-model", prompt_tokens=4, completion_tokens=2
+            ),
+        ]
+    )
     models = role_models(llm_server)
 
     with usage_scope() as usage:
@@ -340,9 +366,13 @@ def test_when_every_model_fails_the_last_error_is_raised(llm_server):
 
 # -- usage accounting -------------------------------------------------------------------------
 def test_usage_scope_sums_calls_and_tokens_over_completions(llm_server):
-    llm_server.script([chat_reply("1", model="m1", prompt_tokens=10, completion_tokens=1),
-                       chat_reply("2", model="m2", prompt_tokens=20, completion_tokens=2),
-                       chat_reply("3", model="m1", prompt_tokens=30, completion_tokens=3)])
+    llm_server.script(
+        [
+            chat_reply("1", model="m1", prompt_tokens=10, completion_tokens=1),
+            chat_reply("2", model="m2", prompt_tokens=20, completion_tokens=2),
+            chat_reply("3", model="m1", prompt_tokens=30, completion_tokens=3),
+        ]
+    )
     models = role_models(llm_server)
 
     with usage_scope() as usage:
@@ -355,9 +385,13 @@ def test_usage_scope_sums_calls_and_tokens_over_completions(llm_server):
 
 
 def test_usage_scopes_are_isolated_from_each_other(llm_server):
-    llm_server.script([chat_reply("a", prompt_tokens=1, completion_tokens=1),
-                       chat_reply("b", prompt_tokens=100, completion_tokens=50),
-                       chat_reply("c", prompt_tokens=5, completion_tokens=5)])
+    llm_server.script(
+        [
+            chat_reply("a", prompt_tokens=1, completion_tokens=1),
+            chat_reply("b", prompt_tokens=100, completion_tokens=50),
+            chat_reply("c", prompt_tokens=5, completion_tokens=5),
+        ]
+    )
     models = role_models(llm_server)
 
     with usage_scope() as first:
@@ -394,8 +428,10 @@ def test_ask_json_decodes_the_json_object_in_a_fenced_answer(llm_server):
     models.close()
 
     assert answer == {"objective": "add a docstring"}
-    assert llm_server.requests[0].body["messages"][0] == {"role": "system",
-                                                          "content": "Be the brain."}
+    assert llm_server.requests[0].body["messages"][0] == {
+        "role": "system",
+        "content": "Be the brain.",
+    }
 
 
 @pytest.mark.parametrize("text", ["I would rather not.", "", '{"objective": '])

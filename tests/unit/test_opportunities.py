@@ -15,8 +15,13 @@ import pytest
 from hephaestus.agent.patches import apply_plan, parse_plan
 from hephaestus.llm.opportunities import Opportunity, find_opportunities, is_test_file
 
-KINDS = ("module_docstring", "function_docstring", "unused_import", "none_comparison",
-         "bare_except")
+KINDS = (
+    "module_docstring",
+    "function_docstring",
+    "unused_import",
+    "none_comparison",
+    "bare_except",
+)
 
 
 def src(text: str) -> str:
@@ -37,8 +42,10 @@ def apply(tmp_path: Path, path: str, source: str, opportunity: Opportunity) -> s
     target = tmp_path / path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(source)
-    apply_plan(parse_plan({"analysis": opportunity.objective,
-                           "patches_to_apply": opportunity.patches}), tmp_path)
+    apply_plan(
+        parse_plan({"analysis": opportunity.objective, "patches_to_apply": opportunity.patches}),
+        tmp_path,
+    )
     return target.read_text()
 
 
@@ -121,7 +128,7 @@ def test_opportunity_describes_itself(kind):
 
 
 def test_opportunities_come_in_line_order():
-    source = src('''
+    source = src("""
         import json
 
 
@@ -130,7 +137,7 @@ def test_opportunities_come_in_line_order():
                 return x == None
             except:
                 pass
-    ''')
+    """)
 
     found = find_opportunities("pkg/mod.py", source)
 
@@ -159,7 +166,7 @@ def test_module_docstring_goes_before_the_first_statement_and_after_comments(tmp
     after = apply(tmp_path, "tools/run.py", source, opportunity)
 
     assert ast.get_docstring(ast.parse(after))
-    assert after.startswith("#!/usr/bin/env python\n# Copyright notice\n\n\"\"\"")
+    assert after.startswith('#!/usr/bin/env python\n# Copyright notice\n\n"""')
     assert "@decorator\ndef run():" in after
 
 
@@ -250,10 +257,14 @@ def test_multi_line_import_is_removed_whole(tmp_path):
         ("    ok = value == None\n", "    ok = value is None\n"),
         ("    ok = value != None\n", "    ok = value is not None\n"),
         ("    if value == None: return 1\n", "    if value is None: return 1\n"),
-        ("    ok = flag and value.x() == None  # why\n",
-         "    ok = flag and value.x() is None  # why\n"),
-        ("    label = 'café' if vålue == None else 'x'\n",
-         "    label = 'café' if vålue is None else 'x'\n"),
+        (
+            "    ok = flag and value.x() == None  # why\n",
+            "    ok = flag and value.x() is None  # why\n",
+        ),
+        (
+            "    label = 'café' if vålue == None else 'x'\n",
+            "    label = 'café' if vålue is None else 'x'\n",
+        ),
     ],
 )
 def test_none_comparison_rewrites_only_the_comparison(tmp_path, line, fixed):
@@ -331,16 +342,24 @@ def test_ambiguous_none_comparison_line_gets_a_widened_unique_block():
 # -- conservative: when in doubt, nothing -----------------------------------------------------
 @pytest.mark.parametrize(
     "path",
-    ["tests/test_mod.py", "tests/helpers.py", "pkg/test/util.py", "test_mod.py",
-     "pkg/mod_test.py", "conftest.py", "pkg/conftest.py"],
+    [
+        "tests/test_mod.py",
+        "tests/helpers.py",
+        "pkg/test/util.py",
+        "test_mod.py",
+        "pkg/mod_test.py",
+        "conftest.py",
+        "pkg/conftest.py",
+    ],
 )
 def test_test_files_are_left_alone(path):
     assert is_test_file(path)
     assert find_opportunities(path, CASES["bare_except"]) == []
 
 
-@pytest.mark.parametrize("path", ["pkg/latest.py", "pkg/testing_tools.py", "contest.py",
-                                  "pkg/attest/mod.py"])
+@pytest.mark.parametrize(
+    "path", ["pkg/latest.py", "pkg/testing_tools.py", "contest.py", "pkg/attest/mod.py"]
+)
 def test_names_that_merely_contain_test_are_not_test_files(path):
     assert not is_test_file(path)
 
@@ -366,44 +385,75 @@ def test_unparsable_or_empty_source_finds_nothing(source):
     ("source", "kind"),
     [
         pytest.param('"""Doc."""\nx = 1\n', "module_docstring", id="module-has-docstring"),
-        pytest.param('"""M."""\nimport os\nNAME = "os"\n', "unused_import",
-                     id="name-used-in-a-string"),
-        pytest.param('"""M."""\nfrom pkg import api\n__all__ = ["api"]\n', "unused_import",
-                     id="name-in-all"),
-        pytest.param('"""M."""\nfrom __future__ import annotations\n', "unused_import",
-                     id="future-import"),
+        pytest.param(
+            '"""M."""\nimport os\nNAME = "os"\n', "unused_import", id="name-used-in-a-string"
+        ),
+        pytest.param(
+            '"""M."""\nfrom pkg import api\n__all__ = ["api"]\n', "unused_import", id="name-in-all"
+        ),
+        pytest.param(
+            '"""M."""\nfrom __future__ import annotations\n', "unused_import", id="future-import"
+        ),
         pytest.param('"""M."""\nfrom os.path import *\n', "unused_import", id="star-import"),
-        pytest.param('"""M."""\ntry:\n    import ujson\nexcept ImportError:\n    ujson = None\n',
-                     "unused_import", id="import-inside-try"),
-        pytest.param('"""M."""\nimport os; print(1)\n', "unused_import",
-                     id="import-sharing-its-line-with-code"),
-        pytest.param('"""M."""\nimport os  # noqa: F401\n', "unused_import",
-                     id="import-with-a-comment"),
-        pytest.param('"""M."""\nimport os.path\nos.sep\n', "unused_import",
-                     id="dotted-import-used-by-its-root"),
-        pytest.param('"""M."""\ndef f(): return 1\n', "function_docstring",
-                     id="one-line-def"),
-        pytest.param('"""M."""\ndef _helper(x):\n    return x\n', "function_docstring",
-                     id="private-function"),
-        pytest.param('"""M."""\ndef __init__(x):\n    return x\n', "function_docstring",
-                     id="dunder-function"),
-        pytest.param('"""M."""\ndef f(x):\n    """Has one."""\n    return x\n',
-                     "function_docstring", id="function-has-docstring"),
-        pytest.param('"""M."""\ndef f(\n    x): return x\n', "function_docstring",
-                     id="body-on-the-signature-line"),
-        pytest.param('"""M."""\ndef outer():\n    """O."""\n    def inner():\n        pass\n',
-                     "function_docstring", id="nested-function"),
-        pytest.param('"""M."""\nok = (value ==\n      None)\n', "none_comparison",
-                     id="multi-line-comparison"),
+        pytest.param(
+            '"""M."""\ntry:\n    import ujson\nexcept ImportError:\n    ujson = None\n',
+            "unused_import",
+            id="import-inside-try",
+        ),
+        pytest.param(
+            '"""M."""\nimport os; print(1)\n',
+            "unused_import",
+            id="import-sharing-its-line-with-code",
+        ),
+        pytest.param(
+            '"""M."""\nimport os  # noqa: F401\n', "unused_import", id="import-with-a-comment"
+        ),
+        pytest.param(
+            '"""M."""\nimport os.path\nos.sep\n',
+            "unused_import",
+            id="dotted-import-used-by-its-root",
+        ),
+        pytest.param('"""M."""\ndef f(): return 1\n', "function_docstring", id="one-line-def"),
+        pytest.param(
+            '"""M."""\ndef _helper(x):\n    return x\n', "function_docstring", id="private-function"
+        ),
+        pytest.param(
+            '"""M."""\ndef __init__(x):\n    return x\n', "function_docstring", id="dunder-function"
+        ),
+        pytest.param(
+            '"""M."""\ndef f(x):\n    """Has one."""\n    return x\n',
+            "function_docstring",
+            id="function-has-docstring",
+        ),
+        pytest.param(
+            '"""M."""\ndef f(\n    x): return x\n',
+            "function_docstring",
+            id="body-on-the-signature-line",
+        ),
+        pytest.param(
+            '"""M."""\ndef outer():\n    """O."""\n    def inner():\n        pass\n',
+            "function_docstring",
+            id="nested-function",
+        ),
+        pytest.param(
+            '"""M."""\nok = (value ==\n      None)\n', "none_comparison", id="multi-line-comparison"
+        ),
         pytest.param('"""M."""\nok = None == value\n', "none_comparison", id="none-on-the-left"),
         pytest.param('"""M."""\nok = a == b == None\n', "none_comparison", id="chained"),
         pytest.param('"""M."""\nok = value is None\n', "none_comparison", id="already-is"),
-        pytest.param('"""M."""\nok = value == (None)\n', "none_comparison",
-                     id="parenthesised-none"),
-        pytest.param('"""M."""\ntry:\n    pass\nexcept ValueError:\n    pass\n', "bare_except",
-                     id="typed-except"),
-        pytest.param('"""M."""\ntry:\n    pass\nexcept \\\n:\n    pass\n', "bare_except",
-                     id="except-split-by-a-backslash"),
+        pytest.param(
+            '"""M."""\nok = value == (None)\n', "none_comparison", id="parenthesised-none"
+        ),
+        pytest.param(
+            '"""M."""\ntry:\n    pass\nexcept ValueError:\n    pass\n',
+            "bare_except",
+            id="typed-except",
+        ),
+        pytest.param(
+            '"""M."""\ntry:\n    pass\nexcept \\\n:\n    pass\n',
+            "bare_except",
+            id="except-split-by-a-backslash",
+        ),
     ],
 )
 def test_conservative_cases(source, kind):
@@ -411,8 +461,9 @@ def test_conservative_cases(source, kind):
 
 
 def test_unused_imports_of_a_package_init_are_re_exports():
-    assert of_kind("pkg/__init__.py", '"""Pkg."""\nfrom pkg.mod import thing\n',
-                   "unused_import") == []
+    assert (
+        of_kind("pkg/__init__.py", '"""Pkg."""\nfrom pkg.mod import thing\n', "unused_import") == []
+    )
 
 
 def test_bare_except_on_one_line_is_still_found(tmp_path):

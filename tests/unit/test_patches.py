@@ -25,8 +25,12 @@ def plan(*patches: dict[str, Any]) -> PatchPlan:
 
 
 def replace(path: str, block: str, content: str) -> dict[str, Any]:
-    return {"file_path": path, "operation": "REPLACE", "block_to_replace": block,
-            "content": content}
+    return {
+        "file_path": path,
+        "operation": "REPLACE",
+        "block_to_replace": block,
+        "content": content,
+    }
 
 
 def create(path: str, content: str) -> dict[str, Any]:
@@ -34,8 +38,12 @@ def create(path: str, content: str) -> dict[str, Any]:
 
 
 def insert(path: str, line_number: Any, content: str) -> dict[str, Any]:
-    return {"file_path": path, "operation": "INSERT", "line_number": line_number,
-            "content": content}
+    return {
+        "file_path": path,
+        "operation": "INSERT",
+        "line_number": line_number,
+        "content": content,
+    }
 
 
 def delete(path: str, block: str) -> dict[str, Any]:
@@ -44,8 +52,11 @@ def delete(path: str, block: str) -> dict[str, Any]:
 
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` (not following symlinks) and its bytes."""
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def fails_with(reason: Reason, the_plan: PatchPlan, root: Path) -> CycleError:
@@ -74,45 +85,87 @@ def root(tmp_path: Path) -> Path:
         pytest.param([], "object", id="not-an-object"),
         pytest.param("patches", "object", id="a-string"),
         pytest.param({"analysis": "x"}, "patches_to_apply", id="no-list"),
-        pytest.param({"patches_to_apply": {"file_path": "a.py"}}, "patches_to_apply",
-                     id="list-is-a-dict"),
+        pytest.param(
+            {"patches_to_apply": {"file_path": "a.py"}}, "patches_to_apply", id="list-is-a-dict"
+        ),
         pytest.param({"patches_to_apply": []}, "no patches", id="empty-list"),
         pytest.param({"patches_to_apply": ["a.py"]}, "patch 0", id="entry-not-an-object"),
-        pytest.param({"patches_to_apply": [{"operation": "CREATE_FILE"}]}, "file_path",
-                     id="no-file-path"),
-        pytest.param({"patches_to_apply": [{"file_path": "  ", "operation": "CREATE_FILE"}]},
-                     "file_path", id="blank-file-path"),
-        pytest.param({"patches_to_apply": [{"file_path": "a.py", "operation": "RENAME"}]},
-                     "RENAME", id="unknown-operation"),
-        pytest.param({"patches_to_apply": [{"file_path": "a.py"}]}, "operation",
-                     id="no-operation"),
-        pytest.param({"patches_to_apply": [create("a.py", "x = 1\n"),
-                                           {"file_path": "b.py", "operation": "CREATE_FILE",
-                                            "content": 42}]},
-                     "patch 1", id="content-not-a-string"),
-        pytest.param({"patches_to_apply": [{"file_path": "a.py", "operation": "REPLACE",
-                                            "content": "y"}]},
-                     "block_to_replace", id="replace-without-block"),
-        pytest.param({"patches_to_apply": [replace("a.py", "", "y")]}, "block_to_replace",
-                     id="replace-with-empty-block"),
-        pytest.param({"patches_to_apply": [replace("a.py", ["x"], "y")]}, "block_to_replace",
-                     id="replace-with-non-string-block"),
-        pytest.param({"patches_to_apply": [{"file_path": "a.py", "operation": "DELETE_BLOCK",
-                                            "block_to_replace": "x"}]},
-                     "block_to_delete", id="delete-names-the-wrong-key"),
-        pytest.param({"patches_to_apply": [{"file_path": "a.py", "operation": "INSERT",
-                                            "content": "x"}]},
-                     "line_number", id="insert-without-line"),
-        pytest.param({"patches_to_apply": [insert("a.py", 0, "x")]}, "line_number",
-                     id="insert-at-line-0"),
-        pytest.param({"patches_to_apply": [insert("a.py", -3, "x")]}, "line_number",
-                     id="insert-at-negative-line"),
-        pytest.param({"patches_to_apply": [insert("a.py", "2", "x")]}, "line_number",
-                     id="insert-line-as-string"),
-        pytest.param({"patches_to_apply": [insert("a.py", 2.0, "x")]}, "line_number",
-                     id="insert-line-as-float"),
-        pytest.param({"patches_to_apply": [insert("a.py", True, "x")]}, "line_number",
-                     id="insert-line-as-bool"),
+        pytest.param(
+            {"patches_to_apply": [{"operation": "CREATE_FILE"}]}, "file_path", id="no-file-path"
+        ),
+        pytest.param(
+            {"patches_to_apply": [{"file_path": "  ", "operation": "CREATE_FILE"}]},
+            "file_path",
+            id="blank-file-path",
+        ),
+        pytest.param(
+            {"patches_to_apply": [{"file_path": "a.py", "operation": "RENAME"}]},
+            "RENAME",
+            id="unknown-operation",
+        ),
+        pytest.param({"patches_to_apply": [{"file_path": "a.py"}]}, "operation", id="no-operation"),
+        pytest.param(
+            {
+                "patches_to_apply": [
+                    create("a.py", "x = 1\n"),
+                    {"file_path": "b.py", "operation": "CREATE_FILE", "content": 42},
+                ]
+            },
+            "patch 1",
+            id="content-not-a-string",
+        ),
+        pytest.param(
+            {"patches_to_apply": [{"file_path": "a.py", "operation": "REPLACE", "content": "y"}]},
+            "block_to_replace",
+            id="replace-without-block",
+        ),
+        pytest.param(
+            {"patches_to_apply": [replace("a.py", "", "y")]},
+            "block_to_replace",
+            id="replace-with-empty-block",
+        ),
+        pytest.param(
+            {"patches_to_apply": [replace("a.py", ["x"], "y")]},
+            "block_to_replace",
+            id="replace-with-non-string-block",
+        ),
+        pytest.param(
+            {
+                "patches_to_apply": [
+                    {"file_path": "a.py", "operation": "DELETE_BLOCK", "block_to_replace": "x"}
+                ]
+            },
+            "block_to_delete",
+            id="delete-names-the-wrong-key",
+        ),
+        pytest.param(
+            {"patches_to_apply": [{"file_path": "a.py", "operation": "INSERT", "content": "x"}]},
+            "line_number",
+            id="insert-without-line",
+        ),
+        pytest.param(
+            {"patches_to_apply": [insert("a.py", 0, "x")]}, "line_number", id="insert-at-line-0"
+        ),
+        pytest.param(
+            {"patches_to_apply": [insert("a.py", -3, "x")]},
+            "line_number",
+            id="insert-at-negative-line",
+        ),
+        pytest.param(
+            {"patches_to_apply": [insert("a.py", "2", "x")]},
+            "line_number",
+            id="insert-line-as-string",
+        ),
+        pytest.param(
+            {"patches_to_apply": [insert("a.py", 2.0, "x")]},
+            "line_number",
+            id="insert-line-as-float",
+        ),
+        pytest.param(
+            {"patches_to_apply": [insert("a.py", True, "x")]},
+            "line_number",
+            id="insert-line-as-bool",
+        ),
     ],
 )
 def test_malformed_plan_is_an_invalid_plan(data, mentions):
@@ -132,20 +185,40 @@ def test_unknown_operation_error_lists_the_allowed_operations():
 
 @pytest.mark.parametrize("spelling", ["replace", "Replace", "rEpLaCe", "REPLACE"])
 def test_operation_is_case_insensitive(spelling):
-    parsed = parse_plan({"patches_to_apply": [
-        {"file_path": "a.py", "operation": spelling, "block_to_replace": "x", "content": "y"}]})
+    parsed = parse_plan(
+        {
+            "patches_to_apply": [
+                {
+                    "file_path": "a.py",
+                    "operation": spelling,
+                    "block_to_replace": "x",
+                    "content": "y",
+                }
+            ]
+        }
+    )
 
     assert parsed.patches[0].operation is Operation.REPLACE
 
 
 def test_parsed_plan_keeps_analysis_and_patch_order():
-    parsed = parse_plan({"analysis": "why", "patches_to_apply": [
-        insert("b.py", 3, "x = 1\n"), delete("a.py", "y = 2\n"), create("c.py", "")]})
+    parsed = parse_plan(
+        {
+            "analysis": "why",
+            "patches_to_apply": [
+                insert("b.py", 3, "x = 1\n"),
+                delete("a.py", "y = 2\n"),
+                create("c.py", ""),
+            ],
+        }
+    )
 
     assert parsed.analysis == "why"
     assert [(p.file_path, p.operation) for p in parsed.patches] == [
-        ("b.py", Operation.INSERT), ("a.py", Operation.DELETE_BLOCK),
-        ("c.py", Operation.CREATE_FILE)]
+        ("b.py", Operation.INSERT),
+        ("a.py", Operation.DELETE_BLOCK),
+        ("c.py", Operation.CREATE_FILE),
+    ]
     assert parsed.patches[0].line_number == 3
     assert parsed.patches[1].block == "y = 2\n"
 
@@ -158,16 +231,16 @@ def test_non_string_analysis_is_kept_as_text():
 
 # -- REPLACE and DELETE_BLOCK -----------------------------------------------------------------
 def test_replace_swaps_the_exact_block(root):
-    touched = apply_plan(plan(replace("pkg/mod.py", "    return x\n", "    return x + 1\n")),
-                         root)
+    touched = apply_plan(plan(replace("pkg/mod.py", "    return x\n", "    return x + 1\n")), root)
 
     assert touched == ("pkg/mod.py",)
     assert (root / "pkg/mod.py").read_text() == "import os\n\n\ndef f(x):\n    return x + 1\n"
 
 
 def test_missing_block_is_a_patch_conflict(root):
-    error = fails_with(Reason.PATCH_CONFLICT,
-                       plan(replace("pkg/mod.py", "return y\n", "return z\n")), root)
+    error = fails_with(
+        Reason.PATCH_CONFLICT, plan(replace("pkg/mod.py", "return y\n", "return z\n")), root
+    )
 
     assert "not found" in error.detail
 
@@ -175,8 +248,7 @@ def test_missing_block_is_a_patch_conflict(root):
 def test_ambiguous_block_is_a_patch_conflict(root):
     (root / "twice.py").write_text("x = 1\ny = 2\nx = 1\n")
 
-    error = fails_with(Reason.PATCH_CONFLICT, plan(replace("twice.py", "x = 1\n", "x = 3\n")),
-                       root)
+    error = fails_with(Reason.PATCH_CONFLICT, plan(replace("twice.py", "x = 1\n", "x = 3\n")), root)
 
     assert "2 times" in error.detail
 
@@ -184,8 +256,7 @@ def test_ambiguous_block_is_a_patch_conflict(root):
 def test_overlapping_occurrences_are_ambiguous(root):
     (root / "passes.py").write_text("def f():\n    pass\n    pass\n    pass\n")
 
-    fails_with(Reason.PATCH_CONFLICT,
-               plan(delete("passes.py", "    pass\n    pass\n")), root)
+    fails_with(Reason.PATCH_CONFLICT, plan(delete("passes.py", "    pass\n    pass\n")), root)
 
 
 def test_block_that_looks_like_a_regex_is_matched_literally(root):
@@ -213,13 +284,16 @@ def test_patch_on_a_missing_file_is_a_patch_conflict(root):
 
 
 def test_several_patches_on_one_file_apply_in_order(root):
-    apply_plan(plan(
-        replace("pkg/mod.py", "return x\n", "return step\n"),
-        # the second patch sees the first one's result
-        replace("pkg/mod.py", "return step\n", "return x * 2\n"),
-        insert("pkg/mod.py", 1, '"""Doc."""\n'),
-        delete("pkg/mod.py", "import os\n"),
-    ), root)
+    apply_plan(
+        plan(
+            replace("pkg/mod.py", "return x\n", "return step\n"),
+            # the second patch sees the first one's result
+            replace("pkg/mod.py", "return step\n", "return x * 2\n"),
+            insert("pkg/mod.py", 1, '"""Doc."""\n'),
+            delete("pkg/mod.py", "import os\n"),
+        ),
+        root,
+    )
 
     assert (root / "pkg/mod.py").read_text() == '"""Doc."""\n\n\ndef f(x):\n    return x * 2\n'
 
@@ -227,8 +301,12 @@ def test_several_patches_on_one_file_apply_in_order(root):
 def test_apply_returns_each_touched_file_once_in_first_touch_order(root):
     (root / "b.py").write_text("b = 1\n")
 
-    touched = apply_plan(plan(replace("b.py", "1", "2"), replace("pkg/mod.py", "os", "sys"),
-                              replace("b.py", "2", "3")), root)
+    touched = apply_plan(
+        plan(
+            replace("b.py", "1", "2"), replace("pkg/mod.py", "os", "sys"), replace("b.py", "2", "3")
+        ),
+        root,
+    )
 
     assert touched == ("b.py", "pkg/mod.py")
 
@@ -236,12 +314,16 @@ def test_apply_returns_each_touched_file_once_in_first_touch_order(root):
 def test_plan_failing_part_way_writes_nothing(root):
     (root / "b.py").write_text("b = 1\n")
 
-    fails_with(Reason.PATCH_CONFLICT, plan(
-        replace("pkg/mod.py", "return x", "return -x"),
-        create("pkg/new/fresh.py", "y = 1\n"),
-        replace("b.py", "b = 1", "b = 2"),
-        replace("b.py", "no such text", "z"),
-    ), root)
+    fails_with(
+        Reason.PATCH_CONFLICT,
+        plan(
+            replace("pkg/mod.py", "return x", "return -x"),
+            create("pkg/new/fresh.py", "y = 1\n"),
+            replace("b.py", "b = 1", "b = 2"),
+            replace("b.py", "no such text", "z"),
+        ),
+        root,
+    )
 
     assert not (root / "pkg" / "new").exists()
 
@@ -249,10 +331,14 @@ def test_plan_failing_part_way_writes_nothing(root):
 def test_plan_failing_on_encoding_of_a_later_file_writes_nothing(root):
     (root / "legacy.py").write_bytes(b"# -*- coding: latin-1 -*-\nname = 'caf\xe9'\n")
 
-    fails_with(Reason.PATCH_CONFLICT, plan(
-        replace("pkg/mod.py", "return x", "return -x"),
-        replace("legacy.py", "name", "price = '5 \u20ac'\nname"),
-    ), root)
+    fails_with(
+        Reason.PATCH_CONFLICT,
+        plan(
+            replace("pkg/mod.py", "return x", "return -x"),
+            replace("legacy.py", "name", "price = '5 \u20ac'\nname"),
+        ),
+        root,
+    )
 
 
 # -- CREATE_FILE ------------------------------------------------------------------------------
@@ -281,8 +367,9 @@ def test_creating_an_existing_file_is_a_patch_conflict(root):
 
 
 def test_creating_the_same_file_twice_in_one_plan_is_a_patch_conflict(root):
-    fails_with(Reason.PATCH_CONFLICT,
-               plan(create("new.py", "a = 1\n"), create("new.py", "b = 2\n")), root)
+    fails_with(
+        Reason.PATCH_CONFLICT, plan(create("new.py", "a = 1\n"), create("new.py", "b = 2\n")), root
+    )
 
     assert not (root / "new.py").exists()
 
@@ -364,8 +451,9 @@ def test_unsafe_path_is_refused(root, path):
     assert repr(path) in error.detail
 
 
-@pytest.mark.parametrize("path", ["/etc/passwd", "C:\\x.py", "\\etc\\passwd",
-                                  "\\\\server\\share\\x.py"])
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "C:\\x.py", "\\etc\\passwd", "\\\\server\\share\\x.py"]
+)
 def test_rooted_path_is_reported_as_absolute(root, path):
     error = fails_with(Reason.UNSAFE_PATH, plan(create(path, "x = 1\n")), root)
 
@@ -380,8 +468,11 @@ def test_empty_path_is_unsafe(root):
 
 
 def test_unsafe_path_anywhere_in_the_plan_writes_nothing(root):
-    fails_with(Reason.UNSAFE_PATH, plan(replace("pkg/mod.py", "os", "sys"),
-                                        create("../escape.py", "x = 1\n")), root)
+    fails_with(
+        Reason.UNSAFE_PATH,
+        plan(replace("pkg/mod.py", "os", "sys"), create("../escape.py", "x = 1\n")),
+        root,
+    )
 
     assert not (root.parent / "escape.py").exists()
 
@@ -425,15 +516,21 @@ def test_root_reached_through_a_symlink_still_works(root, tmp_path):
 
 
 def test_directory_named_like_a_reserved_one_deeper_down_is_allowed(root):
-    apply_plan(plan(create("docs/.hephaestus-notes/x.md", "note\n"),
-                    create("pkg/.github/ci.yml", "on: push\n")), root)
+    apply_plan(
+        plan(
+            create("docs/.hephaestus-notes/x.md", "note\n"),
+            create("pkg/.github/ci.yml", "on: push\n"),
+        ),
+        root,
+    )
 
     assert (root / "pkg/.github/ci.yml").is_file()
 
 
 # -- what a file keeps ------------------------------------------------------------------------
-@pytest.mark.parametrize("content", ["b = 3\n", "b = 3"], ids=["content-with-newline",
-                                                            "content-without"])
+@pytest.mark.parametrize(
+    "content", ["b = 3\n", "b = 3"], ids=["content-with-newline", "content-without"]
+)
 @pytest.mark.parametrize(
     ("original", "block", "expected"),
     [
@@ -461,8 +558,13 @@ def test_crlf_file_stays_crlf(root):
     (root / "win.py").write_bytes(b"a = 1\r\nb = 2\r\nc = 3\r\n")
 
     # the model's block and content use plain \n (or CRLF); both must work
-    apply_plan(plan(replace("win.py", "a = 1\nb = 2\n", "a = 10\nb = 20\n"),
-                    replace("win.py", "c = 3\r\n", "c = 30\r\nd = 40\r\n")), root)
+    apply_plan(
+        plan(
+            replace("win.py", "a = 1\nb = 2\n", "a = 10\nb = 20\n"),
+            replace("win.py", "c = 3\r\n", "c = 30\r\nd = 40\r\n"),
+        ),
+        root,
+    )
 
     assert (root / "win.py").read_bytes() == b"a = 10\r\nb = 20\r\nc = 30\r\nd = 40\r\n"
 
@@ -480,13 +582,13 @@ def test_latin1_file_with_coding_cookie_stays_latin1(root):
 
     apply_plan(plan(replace("legacy.py", "'café'", "'crème'")), root)
 
-    assert (root / "legacy.py").read_bytes() == (
-        b"# -*- coding: latin-1 -*-\nname = 'cr\xe8me'\n")
+    assert (root / "legacy.py").read_bytes() == (b"# -*- coding: latin-1 -*-\nname = 'cr\xe8me'\n")
 
 
 def test_coding_cookie_on_the_second_line_is_honoured(root):
     (root / "legacy.py").write_bytes(
-        b"#!/usr/bin/env python\n# vim: set fileencoding=iso-8859-15 :\nprice = '5 \xa4'\n")
+        b"#!/usr/bin/env python\n# vim: set fileencoding=iso-8859-15 :\nprice = '5 \xa4'\n"
+    )
 
     apply_plan(plan(replace("legacy.py", "price", "cost")), root)
 
@@ -514,8 +616,9 @@ def test_unknown_coding_cookie_falls_back_without_losing_bytes(root):
 def test_text_the_file_encoding_cannot_hold_is_a_patch_conflict(root):
     (root / "legacy.py").write_bytes(b"# -*- coding: latin-1 -*-\nname = 'caf\xe9'\n")
 
-    error = fails_with(Reason.PATCH_CONFLICT,
-                       plan(replace("legacy.py", "'café'", "'\u20ac'")), root)
+    error = fails_with(
+        Reason.PATCH_CONFLICT, plan(replace("legacy.py", "'café'", "'\u20ac'")), root
+    )
 
     assert "latin-1" in error.detail
 

@@ -48,12 +48,15 @@ def wait_until_gone(pids: list[int], within: float = 3.0) -> list[int]:
 
 # -- syntax -----------------------------------------------------------------------------------
 def test_well_formed_python_json_and_toml_pass(tmp_path):
-    write(tmp_path, {
-        "pkg/mod.py": "def f(x):\n    return x == 1\n",
-        "data.json": '{"a": [1, 2, {"b": null}]}\n',
-        "pyproject.toml": '[project]\nname = "x"\nversion = "1"\n',
-        "README.md": "this { is not [ checked\n",
-    })
+    write(
+        tmp_path,
+        {
+            "pkg/mod.py": "def f(x):\n    return x == 1\n",
+            "data.json": '{"a": [1, 2, {"b": null}]}\n',
+            "pyproject.toml": '[project]\nname = "x"\nversion = "1"\n',
+            "README.md": "this { is not [ checked\n",
+        },
+    )
 
     check_syntax(tmp_path, ["pkg/mod.py", "data.json", "pyproject.toml", "README.md"])
 
@@ -68,8 +71,7 @@ def test_well_formed_python_json_and_toml_pass(tmp_path):
         ("conf.toml", "a = 1\nb = \n", "line 2"),
     ],
 )
-def test_a_syntax_error_fails_with_syntax_error_naming_file_and_line(tmp_path, name, text,
-                                                                     where):
+def test_a_syntax_error_fails_with_syntax_error_naming_file_and_line(tmp_path, name, text, where):
     write(tmp_path, {name: text})
 
     with pytest.raises(CycleError) as info:
@@ -138,19 +140,25 @@ def test_no_tests_is_exit_5_and_no_tests(tmp_path):
     assert (run.exit_code, run.result) == (5, "no_tests")
 
 
-@pytest.mark.parametrize(("exit_code", "result"),
-                         [(0, "passed"), (5, "no_tests"), (1, "failed"), (2, "failed"),
-                          (-9, "failed")])
+@pytest.mark.parametrize(
+    ("exit_code", "result"),
+    [(0, "passed"), (5, "no_tests"), (1, "failed"), (2, "failed"), (-9, "failed")],
+)
 def test_result_names_the_exit_code(exit_code, result):
     assert PytestRun(exit_code=exit_code, duration=0.0, output_tail="").result == result
 
 
 def test_output_tail_keeps_only_the_end_of_a_long_output(tmp_path):
-    write(tmp_path, {"test_loud.py": """\
+    write(
+        tmp_path,
+        {
+            "test_loud.py": """\
         def test_loud():
             print("noise " * 5000)
             assert False
-        """})
+        """
+        },
+    )
 
     run = run_pytest(tmp_path, [*PYTEST_ARGS, "-s"], timeout=60)
 
@@ -159,13 +167,18 @@ def test_output_tail_keeps_only_the_end_of_a_long_output(tmp_path):
 
 
 def test_env_is_passed_to_the_tests(tmp_path):
-    write(tmp_path, {"test_env.py": """\
+    write(
+        tmp_path,
+        {
+            "test_env.py": """\
         import os
 
         def test_env():
             assert os.environ["HEPHAESTUS_PROBE"] == "forty-two"
             assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"
-        """})
+        """
+        },
+    )
 
     run = run_pytest(tmp_path, PYTEST_ARGS, timeout=60, env={"HEPHAESTUS_PROBE": "forty-two"})
 

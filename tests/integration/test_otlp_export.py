@@ -1,0 +1,241 @@
+"""Spans on the wire: real cycles export OTLP/HTTP protobuf to a real receiver on a real socket.
+
+The receiver decodes each ``ExportTraceServiceRequest`` with opentelemetry-proto. A cycle must
+arrive as one whole trace, the pytest subprocess's spans included; the standard ``OTEL_*``
+variables must work; and a dead, silent or failing collector must never hurt the agent.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import make_agent, make_config
+from otlp_receiver import OTLPReceiver
+from prometheus_client import REGISTRY
+
+from hephaestus import __version__
+from hephaestus.agent.models import CycleResult
+
+pytestmark = pytest.mark.slow
+
+ROOT = "invoke_workflow hephaestus.cycle"
+CORRELATION = "hephaestus.correlation_id"
+OTEL_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_otel(monkeypatch) -> None:
+    """Whatever the developer's shell exports, each test sets the OTEL_* it is about."""
+    for name in OTEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver() as server:
+        yield server
+
+
+def closed_port_url() -> str:
+    """The URL of a local port nothing listens on (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def export_failures() -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "hephaestus_telemetry_export_failures_total", {"signal": "traces"}
+        )
+        or 0.0
+    )
+
+
+def run_cycles(
+    repo: Path, cycles: int, env: dict[str, str] | None = None, **telemetry: Any
+) -> tuple[list[CycleResult], float]:
+    """Run offline cycles; return their results and how long ``close()`` took."""
+    runner = make_agent(make_config(telemetry=telemetry), repo, env=env)
+    try:
+        results = [runner.run_cycle() for _ in range(cycles)]
+    finally:
+        started = time.monotonic()
+        runner.close()
+        closing = time.monotonic() - started
+    return results, closing
+
+
+def of_process(spans: list[dict[str, Any]], pytest_side: bool) -> list[dict[str, Any]]:
+    return [
+        s for s in spans if (s["resource"].get("hephaestus.process") == "pytest") is pytest_side
+    ]
+
+
+def assert_succeeded(results: list[CycleResult]) -> None:
+    assert [
+        (r.outcome.value, r.detail[:60]) for r in results if r.outcome.value != "succeeded"
+    ] == []
+
+
+# -- the happy path ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "given_by",
+    [
+        "telemetry.otlp_endpoint",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ],
+)
+def test_each_cycle_arrives_as_one_whole_trace(receiver, sample_repo, given_by):
+    if given_by == "telemetry.otlp_endpoint":
+        env, endpoint = {}, receiver.endpoint
+    elif given_by == "OTEL_EXPORTER_OTLP_ENDPOINT":  # the standard variable wins over config
+        env, endpoint = {given_by: receiver.endpoint}, closed_port_url()
+    else:  # the signal-specific variable is the full URL, used as given
+        env, endpoint = {given_by: receiver.traces_url}, ""
+    results, _ = run_cycles(sample_repo, 2, env=env, otlp_endpoint=endpoint, local_traces=False)
+    assert_succeeded(results)
+
+    assert receiver.wait_for(
+        lambda spans: sum(s["name"] == "pytest session" for s in spans) == 2, timeout=5
+    )
+    spans = receiver.snapshot()
+    assert {r.path for r in receiver.requests} == {"/v1/traces"}
+    assert receiver.trace_ids() == {r.trace_id for r in results}
+    for result in results:
+        trace = [s for s in spans if s["trace_id"] == result.trace_id]
+        ids = {s["span_id"] for s in trace}
+        assert len(ids) == len(trace)
+        assert [s["name"] for s in trace if s["parent_span_id"] is None] == [ROOT]
+        orphans = [
+            s["name"]
+            for s in trace
+            if s["parent_span_id"] is not None and s["parent_span_id"] not in ids
+        ]
+        assert orphans == []
+        assert {s["attributes"].get(CORRELATION) for s in trace} == {result.correlation_id}
+        [tool] = [s for s in trace if s["name"] == "execute_tool pytest"]
+        [session] = of_process([s for s in trace if s["name"] == "pytest session"], True)
+        assert session["parent_span_id"] == tool["span_id"]
+        tests = [s for s in trace if s["name"] == "pytest test"]
+        assert tests and {t["parent_span_id"] for t in tests} == {session["span_id"]}
+
+
+def test_spans_carry_the_service_resource(receiver, sample_repo):
+    results, _ = run_cycles(
+        sample_repo, 1, env={}, otlp_endpoint=receiver.endpoint, environment="wire-test"
+    )
+    assert_succeeded(results)
+    spans = receiver.snapshot()
+
+    agent_side = of_process(spans, pytest_side=False)
+    assert agent_side
+    resources = {tuple(sorted(s["resource"].items())) for s in agent_side}
+    assert len(resources) == 1  # one process, one resource
+    resource = agent_side[0]["resource"]
+    assert resource["service.name"] == "hephaestus"
+    assert resource["service.version"] == __version__
+    assert resource["service.instance.id"]
+    assert resource["deployment.environment.name"] == "wire-test"
+    assert {s["resource"]["service.name"] for s in of_process(spans, pytest_side=True)} == {
+        "hephaestus"
+    }
+
+
+# -- the standard OTEL_* variables ------------------------------------------------------------
+def test_otel_service_name_renames_the_service(receiver, sample_repo, monkeypatch):
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "hephaestus-canary")
+    results, _ = run_cycles(sample_repo, 1, otlp_endpoint=receiver.endpoint)
+    assert_succeeded(results)
+
+    spans = receiver.snapshot()
+    assert of_process(spans, pytest_side=True), "the pytest subprocess exported nothing"
+    assert {s["resource"]["service.name"] for s in spans} == {"hephaestus-canary"}
+
+
+def test_gzip_compression_from_the_environment_is_honoured(receiver, sample_repo, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    results, _ = run_cycles(sample_repo, 1, otlp_endpoint=receiver.endpoint)
+    assert_succeeded(results)
+
+    assert receiver.trace_ids() == {results[0].trace_id}
+    assert {r.headers.get("Content-Encoding") for r in receiver.requests} == {"gzip"}
+    assert {r.status for r in receiver.requests} == {200}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_SAMPLER", "always_off")]
+)
+def test_tracing_switched_off_exports_nothing_and_cycles_still_succeed(
+    receiver, sample_repo, monkeypatch, variable, value
+):
+    monkeypatch.setenv(variable, value)
+    results, _ = run_cycles(sample_repo, 2, otlp_endpoint=receiver.endpoint)
+
+    assert_succeeded(results)
+    assert receiver.requests == []
+    span_file = sample_repo / ".hephaestus" / "traces.jsonl"
+    assert not span_file.exists() or span_file.stat().st_size == 0
+
+
+# -- a collector that does not help -----------------------------------------------------------
+def test_a_dead_endpoint_costs_the_cycles_nothing_and_is_counted(sample_repo):
+    before = export_failures()
+    results, closing = run_cycles(sample_repo, 2, env={}, otlp_endpoint=closed_port_url())
+
+    assert_succeeded(results)
+    assert all(r.duration < 2.5 for r in results), [r.duration for r in results]
+    assert closing <= 5.5
+    assert export_failures() > before
+
+
+def test_a_collector_that_never_answers_neither_slows_cycles_nor_blocks_shutdown(sample_repo):
+    with OTLPReceiver(mode="blackhole") as blackhole:
+        results, closing = run_cycles(
+            sample_repo,
+            2,
+            env={},
+            otlp_endpoint=blackhole.endpoint,
+            export_timeout=3.0,
+            shutdown_timeout=2.0,
+        )
+        held = list(blackhole.requests)
+
+    assert_succeeded(results)
+    # each cycle ends well before a single export could have timed out
+    assert all(r.duration < 2.5 for r in results), [r.duration for r in results]
+    assert held and {r.status for r in held} == {None}  # exports were sent, never answered
+    assert closing <= 2.0 + 0.5
+
+
+def test_a_collector_answering_503_is_counted_and_cycles_go_on(sample_repo):
+    before = export_failures()
+    with OTLPReceiver(mode="unavailable") as unavailable:
+        results, _ = run_cycles(
+            sample_repo, 1, env={}, otlp_endpoint=unavailable.endpoint, export_timeout=1.0
+        )
+        answered = {r.status for r in unavailable.requests}
+
+    assert_succeeded(results)
+    assert answered == {503}
+    assert unavailable.spans == []
+    assert export_failures() > before
