@@ -34,9 +34,13 @@ system-deps:
 	  echo "warning: missing$$missing; install with: sudo apt-get install$$missing" >&2; \
 	fi
 
-## test: install everything the tests need, then run pytest with the coverage gate (>= 80 %)
+CRITICAL := hephaestus/resilience/*,hephaestus/agent/patches.py
+
+## test: install everything the tests need, then pytest with the coverage gates
+##       (>= 80 % overall, >= 95 % for the critical modules)
 test: install system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
+	$(BIN)/python -m coverage report --include='$(CRITICAL)' --fail-under=95
 
 lint:
 	$(BIN)/ruff check hephaestus tests benchmarks

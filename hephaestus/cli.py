@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from rich.console import Console
 
@@ -70,17 +71,10 @@ def _common(parser: argparse.ArgumentParser, project: bool = True) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="hephaestus",
-        description=(
-            "An observable autonomous agent that improves a git repository in validated cycles."
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"hephaestus {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+
+def _add_run(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="run N improvement cycles against a repository")
     _common(run)
     run.add_argument("--cycles", type=_positive, default=1, help="cycles to run (default 1)")
@@ -88,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--objective", help="objective of the first cycle (default: the brain picks)")
     run.add_argument("--correlation-id", help="correlation id of the cycle (needs --cycles 1)")
 
+
+def _add_demo(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="run cycles on a fresh copy of the bundled sample project")
     _common(demo, project=False)
     demo.add_argument("--cycles", type=_positive, default=12, help="cycles to run (default 12)")
@@ -98,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--provider", choices=("offline", "openai"), help="override agent.provider")
 
+
+def _add_serve(sub: Subparsers) -> None:
     serve = sub.add_parser("serve", help="run cycles continuously until SIGINT/SIGTERM")
     _common(serve)
     serve.add_argument(
@@ -113,11 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="port of /metrics and the API (default: service.port, 9464)"
     )
 
+
+def _add_history_and_trace(sub: Subparsers) -> None:
     history = sub.add_parser("history", help="list recent cycles from memory")
     _common(history)
     history.add_argument("--limit", type=_positive, default=20, help="rows to show (default 20)")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
-
     trace_cmd = sub.add_parser("trace", help="print the span tree of one cycle")
     _common(trace_cmd)
     trace_cmd.add_argument("id", help="correlation id or trace id (or a unique prefix of either)")
@@ -127,11 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. http://localhost:16686) instead of the local span file",
     )
 
+
+def _add_config(sub: Subparsers) -> None:
     config = sub.add_parser("config", help="inspect configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = config_sub.add_parser("show", help="print the effective config, secrets masked")
     _common(show, project=False)
     show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="hephaestus",
+        description=(
+            "An observable autonomous agent that improves a git repository in validated cycles."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"hephaestus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_run, _add_demo, _add_serve, _add_history_and_trace, _add_config):
+        add(sub)
     return parser
 
 

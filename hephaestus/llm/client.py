@@ -181,6 +181,9 @@ class RoleModels:
             else:
                 breaker.record_success()
             raise
+        except BaseException:  # an abort or a bug: no answer, so no proof the endpoint is up
+            breaker.record_failure()
+            raise
         breaker.record_success()
         return completion
 

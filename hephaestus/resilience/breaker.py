@@ -63,8 +63,7 @@ class CircuitBreaker:
         self._lock = threading.RLock()
         self._state = BreakerState.CLOSED
         self._failures = 0
-        self._opened_at = 0.0
-        self._probing = False
+        self._since = 0.0  # when the breaker opened, or when the current probe went out
 
     @property
     def state(self) -> BreakerState:
@@ -74,27 +73,27 @@ class CircuitBreaker:
     def would_allow(self) -> bool:
         """Whether :meth:`allow` would let a call out now, without changing any state."""
         with self._lock:
-            if self._state is BreakerState.OPEN:
-                return self._clock() - self._opened_at >= self.reset_timeout
-            return self._state is BreakerState.CLOSED or not self._probing
+            return self._state is BreakerState.CLOSED or self._waited_out()
 
     def allow(self) -> bool:
-        """Whether a call may go out now; moves OPEN → HALF_OPEN when the timeout has passed."""
+        """Whether a call may go out now.
+
+        Past the reset timeout an open breaker turns half-open and lets this one call out as
+        its probe; a probe that never reported back (its caller died) is replaced after
+        another reset timeout, so a breaker cannot stay half-open for good.
+        """
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True
-            if self._state is BreakerState.OPEN:
-                if self._clock() - self._opened_at < self.reset_timeout:
-                    return False
-                transition = self._move(BreakerState.HALF_OPEN)
-                self._probing = True
-            elif self._probing:
+            if not self._waited_out():
                 return False
-            else:
-                self._probing = True
-                transition = None
-            self._notify(transition)
+            self._since = self._clock()
+            if self._state is BreakerState.OPEN:
+                self._notify(self._move(BreakerState.HALF_OPEN))
         return True
+
+    def _waited_out(self) -> bool:
+        return self._clock() - self._since >= self.reset_timeout
 
     def record_success(self) -> None:
         """A call succeeded: reset the failure count; a successful probe closes the breaker.
@@ -104,7 +103,6 @@ class CircuitBreaker:
         """
         with self._lock:
             self._failures = 0
-            self._probing = False
             transition = (
                 self._move(BreakerState.CLOSED) if self._state is BreakerState.HALF_OPEN else None
             )
@@ -114,13 +112,12 @@ class CircuitBreaker:
         """A call failed: count it; open at the threshold, or straight away from half-open."""
         with self._lock:
             self._failures += 1
-            self._probing = False
             transition = None
             if self._state is BreakerState.HALF_OPEN or (
                 self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold
             ):
                 transition = self._move(BreakerState.OPEN)
-                self._opened_at = self._clock()
+                self._since = self._clock()
             self._notify(transition)
 
     def _move(self, to_state: BreakerState) -> Transition:

@@ -46,7 +46,7 @@ class HTTPError(Exception):
 
 
 class ServiceAPI:
-    """Routes and their handlers; the HTTP plumbing lives in :func:`_handler_class`."""
+    """Routes and their handlers; the HTTP plumbing lives in :class:`_Handler`."""
 
     def __init__(self, monitor: SystemMonitor, queue: ObjectiveQueue) -> None:
         self.monitor = monitor
@@ -175,116 +175,120 @@ class Request:
         self.query = parse_qs(parts.query)
 
 
-def _handler_class(api: ServiceAPI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "hephaestus"
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """Dispatches requests to :attr:`api`'s routes (bound per server by :func:`_handler_for`)."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            _LOG.debug("http request", extra={"request": format % args})
+    api: ServiceAPI
+    server_version = "hephaestus"
+    protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:
-            self._dispatch("GET")
+    def log_message(self, format: str, *args: Any) -> None:
+        _LOG.debug("http request", extra={"request": format % args})
 
-        def do_POST(self) -> None:
-            self._dispatch("POST")
+    def do_GET(self) -> None:
+        self._dispatch("GET")
 
-        def do_PUT(self) -> None:
-            self._dispatch("PUT")
+    def do_POST(self) -> None:
+        self._dispatch("POST")
 
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
-        def do_PATCH(self) -> None:
-            self._dispatch("PATCH")
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
 
-        def _dispatch(self, method: str) -> None:
-            try:
-                status, body, headers = self._route(method)
-            except HTTPError as exc:
-                status, body, headers = exc.status, {"error": str(exc)}, exc.headers
-            except Exception:
-                _LOG.exception("unhandled error in HTTP handler")
-                status, body, headers = 500, {"error": "internal error; see the logs"}, {}
-            self._send(int(status), body, headers)
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
 
-        def _route(self, method: str) -> tuple[int, Any, dict[str, str]]:
-            path = urlsplit(self.path).path
-            methods = api.routes.get(path.rstrip("/") or "/")
-            if methods is None:
-                self._drain()
-                raise HTTPError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; see /api/health")
-            if method not in methods:
-                self._drain()
-                raise HTTPError(
-                    HTTPStatus.METHOD_NOT_ALLOWED,
-                    f"{method} is not allowed on {path}; use {', '.join(methods)}",
-                    {"Allow": ", ".join(methods)},
-                )
-            return methods[method](Request(method, self.path, self.headers, self._body()))
+    def _dispatch(self, method: str) -> None:
+        try:
+            status, body, headers = self._route(method)
+        except HTTPError as exc:
+            status, body, headers = exc.status, {"error": str(exc)}, exc.headers
+        except Exception:
+            _LOG.exception("unhandled error in HTTP handler")
+            status, body, headers = 500, {"error": "internal error; see the logs"}, {}
+        self._send(int(status), body, headers)
 
-        def _length(self) -> int:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self.close_connection = True  # we do not read chunked bodies: framing is lost
-                raise HTTPError(
-                    HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked"
-                )
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = None
-            if length is None or length < 0:
-                # the request's framing is lost: answer 400, then close (RFC 9112 §6.3)
-                self.close_connection = True
-                raise HTTPError(
-                    HTTPStatus.BAD_REQUEST,
-                    "Content-Length is not a number"
-                    if length is None
-                    else "Content-Length is negative",
-                )
-            return length
+    def _route(self, method: str) -> tuple[int, Any, dict[str, str]]:
+        path = urlsplit(self.path).path
+        methods = self.api.routes.get(path.rstrip("/") or "/")
+        if methods is None:
+            self._drain()
+            raise HTTPError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; see /api/health")
+        if method not in methods:
+            self._drain()
+            raise HTTPError(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method} is not allowed on {path}; use {', '.join(methods)}",
+                {"Allow": ", ".join(methods)},
+            )
+        return methods[method](Request(method, self.path, self.headers, self._body()))
 
-        def _body(self) -> bytes:
+    def _length(self) -> int:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # we do not read chunked bodies: framing is lost
+            raise HTTPError(
+                HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked"
+            )
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = None
+        if length is None or length < 0:
+            # the request's framing is lost: answer 400, then close (RFC 9112 §6.3)
+            self.close_connection = True
+            raise HTTPError(
+                HTTPStatus.BAD_REQUEST,
+                "Content-Length is not a number"
+                if length is None
+                else "Content-Length is negative",
+            )
+        return length
+
+    def _body(self) -> bytes:
+        length = self._length()
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise HTTPError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the body is {length} bytes; at most {MAX_BODY_BYTES} are allowed",
+            )
+        return self.rfile.read(length) if length else b""
+
+    def _drain(self) -> None:
+        try:
             length = self._length()
-            if length > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise HTTPError(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    f"the body is {length} bytes; at most {MAX_BODY_BYTES} are allowed",
-                )
-            return self.rfile.read(length) if length else b""
+        except HTTPError:
+            length = 0
+        if 0 < length <= MAX_BODY_BYTES:
+            self.rfile.read(length)
+        elif length:
+            self.close_connection = True
 
-        def _drain(self) -> None:
-            try:
-                length = self._length()
-            except HTTPError:
-                length = 0
-            if 0 < length <= MAX_BODY_BYTES:
-                self.rfile.read(length)
-            elif length:
-                self.close_connection = True
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body, default=str).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
-        def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-            payload = body if isinstance(body, bytes) else json.dumps(body, default=str).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(payload)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
 
-    return Handler
+def _handler_for(api: ServiceAPI) -> type[_Handler]:
+    return type("Handler", (_Handler,), {"api": api})
 
 
 class ServiceHTTPServer:
     """The endpoints on a background thread; :meth:`stop` closes the socket."""
 
     def __init__(self, api: ServiceAPI, host: str, port: int) -> None:
-        self._httpd = ThreadingHTTPServer((host, port), _handler_class(api))
+        self._httpd = ThreadingHTTPServer((host, port), _handler_for(api))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="hephaestus-http", daemon=True

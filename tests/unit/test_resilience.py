@@ -158,9 +158,24 @@ def test_after_the_reset_timeout_exactly_one_probe_goes_out(clock):
     assert breaker.allow()
     assert breaker.state is HALF_OPEN
     assert not breaker.allow()  # a second caller while the probe is in flight
-    clock.advance(100.0)
-    assert not breaker.allow()  # however long the probe takes
+    clock.advance(29.0)
+    assert not breaker.allow()  # still inside the probe's window
     assert moves(seen) == [("closed", "open"), ("open", "half_open")]
+
+
+def test_a_probe_that_never_reports_back_is_replaced_after_another_reset_timeout(clock):
+    breaker, seen = make_breaker(clock, reset=30.0)
+    open_breaker(breaker)
+    clock.advance(30.0)
+    assert breaker.allow()  # the probe goes out, and its caller dies without reporting
+
+    clock.advance(30.0)
+    assert breaker.would_allow()
+    assert breaker.allow()  # a replacement probe: the breaker cannot stay half-open for good
+    assert not breaker.allow()
+    breaker.record_success()
+    assert breaker.state is CLOSED
+    assert moves(seen) == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
 
 
 def test_a_successful_probe_closes_the_breaker_and_starts_counting_afresh(clock):
@@ -733,3 +748,35 @@ def test_chaos_is_off_unless_a_fault_is_configured():
 def test_a_rate_limit_is_a_retryable_error_with_its_retry_after():
     exc = llm_error("429", error_type="http_429", retry_after=4.0)
     assert isinstance(exc, LLMRateLimited) and exc.retry_after == 4.0
+
+
+class DyingProvider:
+    """A provider whose call dies without an answer (an abort, or a bug)."""
+
+    name = "dying"
+    server_address = None
+    server_port = None
+
+    def chat(self, role, model, messages, timeout=None):
+        raise RuntimeError("the call died")
+
+    def close(self):
+        pass
+
+
+def test_a_call_that_dies_without_an_answer_counts_against_the_breaker():
+    from hephaestus.llm.base import Message, Role
+    from hephaestus.llm.client import RoleModels
+
+    roles = ("brain", "architect", "code_reviewer", "maestro")
+    models = RoleModels(
+        DyingProvider(),
+        {role: ["m"] for role in roles},
+        policy=RetryPolicy(attempts=1),
+        breaker_threshold=1,
+    )
+
+    with pytest.raises(RuntimeError):
+        models.complete(Role.BRAIN, [Message("user", "{}")])
+
+    assert models.breakers["m"].state is OPEN  # not left closed, nor half-open for good
