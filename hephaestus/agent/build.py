@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hephaestus import telemetry
 from hephaestus.agent.gitrepo import GitRepo
-from hephaestus.agent.memory import Memory
+from hephaestus.agent.memory import Memory, failure_streak
 from hephaestus.agent.models import Reason, Stage
 from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
 from hephaestus.agent.recovery import AgentLock, recover
@@ -19,6 +19,8 @@ from hephaestus.llm.offline import OFFLINE_MODEL, OfflineProvider
 from hephaestus.resilience.chaos import ChaosProvider
 from hephaestus.resilience.retry import RetryPolicy
 from hephaestus.telemetry import SpanExporter
+
+STREAK_LOOKBACK = 500  # cycles read at start to resume a failure streak across a restart
 
 
 def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleModels:
@@ -103,4 +105,5 @@ def build_runner(
     )
     runner.lock = lock
     recover(repo, memory, runner.workspaces_dir)
+    telemetry.resume_failure_streak(*failure_streak(memory.recent(STREAK_LOOKBACK)))
     return runner

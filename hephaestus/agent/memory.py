@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -234,11 +234,7 @@ class Memory:
 
     def failure_counts(self, window: int) -> dict[str, int]:
         """How often each objective failed among the last ``window`` cycles."""
-        counts: dict[str, int] = {}
-        for row in self.recent(window):
-            if row["outcome"] in _FAILING and row["objective"]:
-                counts[row["objective"]] = counts.get(row["objective"], 0) + 1
-        return counts
+        return failure_counts(self.recent(window))
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -251,6 +247,29 @@ class Memory:
         """Close the connection (checkpointing the WAL)."""
         with self._lock:
             self._conn.close()
+
+
+def failure_streak(rows: Iterable[dict[str, Any]]) -> tuple[int, float | None]:
+    """Failed cycles since the last success, and when the first of them started.
+
+    ``rows`` newest first; rejected and aborted cycles neither extend nor end a streak.
+    """
+    count, started = 0, None
+    for row in rows:
+        if row["outcome"] == Outcome.SUCCEEDED.value:
+            break
+        if row["outcome"] == Outcome.FAILED.value:
+            count, started = count + 1, row["started_at"]
+    return count, started
+
+
+def failure_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How often each objective failed among ``rows`` (as :meth:`Memory.recent` returns)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["outcome"] in _FAILING and row["objective"]:
+            counts[row["objective"]] = counts.get(row["objective"], 0) + 1
+    return counts
 
 
 def _row_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from hephaestus.agent.committer import commit_change
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.maestro import choose_strategy
 from hephaestus.agent.manifest import Manifest, scan
-from hephaestus.agent.memory import Memory
+from hephaestus.agent.memory import Memory, failure_counts
 from hephaestus.agent.models import (
     CycleAborted,
     CycleError,
@@ -261,7 +261,7 @@ class CycleRunner:
         )
         blocked = tuple(
             text
-            for text, count in self.memory.failure_counts(agent.history_window).items()
+            for text, count in failure_counts(recent).items()
             if count >= agent.max_objective_failures
         )
         state.manifest = scan(

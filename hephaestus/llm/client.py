@@ -101,11 +101,14 @@ class RoleModels:
         return tuple(dict.fromkeys(m for names in self._models.values() for m in names))
 
     def open_roles(self) -> list[str]:
-        """Roles whose every model's breaker is open (their stage would fail fast)."""
+        """Roles whose every model's breaker refuses calls now (their stage would fail fast).
+
+        A breaker whose reset timeout has passed is ready for its probe, so it does not count.
+        """
         return [
             role.value
             for role, names in self._models.items()
-            if all(self.breakers[m].state.value == "open" for m in names)
+            if not any(self.breakers[m].would_allow() for m in names)
         ]
 
     def complete(self, role: Role, messages: Sequence[Message]) -> Completion:

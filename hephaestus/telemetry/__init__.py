@@ -27,6 +27,7 @@ from hephaestus.telemetry.instrument import (
     cycle_span,
     exemplar,
     record_cycle,
+    resume_failure_streak,
     stage_span,
     tool_span,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "declare_series",
     "exemplar",
     "record_cycle",
+    "resume_failure_streak",
     "setup_telemetry",
     "stage_span",
     "tool_span",

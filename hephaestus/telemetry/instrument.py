@@ -126,6 +126,13 @@ def cycle_span(correlation_id: str, cycle_number: int) -> Iterator[CycleSpan]:
         context.detach(token)
 
 
+def resume_failure_streak(failures: int, started_at: float | None) -> None:
+    """Continue a failure streak recorded before a restart, so MTTR spans the restart."""
+    STATE.failure_streak = failures
+    STATE.streak_started = started_at if failures else None
+    catalog.CONSECUTIVE_FAILURES.set(failures)
+
+
 def record_cycle(
     outcome: str, reason: str, started_at: float, finished_at: float, span: CycleSpan
 ) -> None:

@@ -449,3 +449,31 @@ def test_a_stamina_retry_is_counted_on_the_registry_metrics_serves():
 
     assert catalog.RETRIES is stamina.instrumentation.get_prometheus_counter()
     assert {n: after[n] - before.get(n, 0) for n in after} == {"1": 1, "2": 1}
+
+
+def test_a_failure_streak_survives_a_restart_so_recovery_spans_it(llm_server, sample_repo):
+    failing = answer_by_task(next_objective=objective("Rewrite pricing C"), patch_plan="no plan")
+    runner = make_agent(openai_config(llm_server), sample_repo)
+    try:
+        llm_server._default = answer_by_task()
+        runner.run_cycle()  # a success first: no streak is left over from earlier tests
+        llm_server._default = failing
+        failed = runner.run_cycle()
+    finally:
+        runner.close()
+    count_before = value("hephaestus_recovery_seconds_count")
+    sum_before = value("hephaestus_recovery_seconds_sum")
+
+    runner = make_agent(openai_config(llm_server), sample_repo)  # a restart: new process state
+    try:
+        resumed = value("hephaestus_consecutive_failures")
+        llm_server._default = answer_by_task()
+        success = runner.run_cycle()
+    finally:
+        runner.close()
+
+    assert failed.reason is Reason.INVALID_PLAN
+    assert resumed == 1  # the streak read back from memory
+    assert value("hephaestus_recovery_seconds_count") - count_before == 1
+    recovery = value("hephaestus_recovery_seconds_sum") - sum_before
+    assert recovery == pytest.approx(success.finished_at - failed.started_at, abs=1e-3)
