@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hephaestus.agent.gitrepo import GitRepo, git
 from hephaestus.agent.memory import Memory
-from hephaestus.agent.workspace import WorkspaceError, remove_stale_workspaces
+from hephaestus.agent.workspace import ensure_writable_dir, remove_stale_workspaces
 
 _LOG = logging.getLogger("hephaestus.recovery")
 JOURNAL_NAME = "commit-journal.json"
@@ -108,7 +108,7 @@ def recover(repo: GitRepo, memory: Memory, workspaces_dir: Path) -> RecoveryRepo
     report.orphans = _kill_orphans(workspaces_dir)
     report.workspaces = remove_stale_workspaces(repo, workspaces_dir)
     report.interrupted = memory.mark_interrupted()
-    _check_workspaces_dir(workspaces_dir)
+    ensure_writable_dir(workspaces_dir)
     if report.anything:
         _LOG.warning(
             "recovered from an interrupted run",
@@ -120,20 +120,6 @@ def recover(repo: GitRepo, memory: Memory, workspaces_dir: Path) -> RecoveryRepo
             },
         )
     return report
-
-
-def _check_workspaces_dir(workspaces_dir: Path) -> None:
-    """Fail at start, with the path and the fix, when no workspace can be created there."""
-    try:
-        workspaces_dir.mkdir(parents=True, exist_ok=True)
-        probe = workspaces_dir / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise WorkspaceError(
-            f"workspace directory {workspaces_dir} is not writable ({exc.strerror}); fix its "
-            f"permissions or set agent.workspace_dir to a writable directory"
-        ) from None
 
 
 def _finish_journal(repo: GitRepo, journal: CommitJournal) -> str | None:

@@ -8,6 +8,7 @@ the target repository stays byte-identical.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +32,7 @@ class Workspace:
     def create(cls, repo: GitRepo, parent: Path, name: str) -> Workspace:
         """Add a detached worktree of HEAD at ``parent/name``."""
         base = repo.require_head()
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            probe = parent / f".probe-{name}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise WorkspaceError(
-                f"workspace directory {parent} is not writable ({exc.strerror}); fix its "
-                f"permissions or set agent.workspace_dir to a writable directory"
-            ) from None
+        ensure_writable_dir(parent)
         root = parent / name
         git(["worktree", "add", "--detach", "--quiet", str(root), base], repo.root)
         return cls(repo=repo, root=root, base=base)
@@ -69,6 +61,20 @@ class Workspace:
         )
         shutil.rmtree(self.root, ignore_errors=True)
         git(["worktree", "prune"], self.repo.root, check=False)
+
+
+def ensure_writable_dir(parent: Path) -> None:
+    """Create ``parent`` if needed and prove a file can be written there, or fail clearly."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise WorkspaceError(
+            f"workspace directory {parent} is not writable ({exc.strerror}); fix its "
+            f"permissions or set agent.workspace_dir to a writable directory"
+        ) from None
 
 
 def remove_stale_workspaces(repo: GitRepo, parent: Path) -> list[str]:
