@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -67,8 +70,6 @@ def make_logger(name: str = "hephaestus.test") -> tuple[logging.Logger, ListHand
 # -- git repos --------------------------------------------------------------------------------
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` with a test identity and return stdout."""
-    import os
-
     proc = subprocess.run(
         ["git", *args],
         cwd=repo,
@@ -121,6 +122,42 @@ def repo_snapshot(path: Path) -> dict[str, Any]:
 def make_agent(config: Config, repo: Path, **kwargs: Any) -> CycleRunner:
     """A ready cycle runner on ``repo``."""
     return build_runner(config, repo, **kwargs)
+
+
+# -- the command line -------------------------------------------------------------------------
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without Hephaestus or OTel settings, with JSON logs, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HEPHAESTUS_", "OTEL_")) and key != "COLUMNS"
+    }
+    return {**env, "HEPHAESTUS_LOGGING_FORMAT": "json", **(extra or {})}
+
+
+def run_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m hephaestus args`` to the end in a clean environment (plus ``env``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "hephaestus", *map(str, args)],
+        cwd=cwd,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 # -- a scripted OpenAI-compatible server -----------------------------------------------------

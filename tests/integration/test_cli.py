@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from factories import git, make_target_repo
+from factories import git, make_target_repo, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def hephaestus(
-    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HEPHAESTUS_LOGGING_FORMAT": "json", **(env or {})}
-    full_env.pop("HEPHAESTUS_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "hephaestus", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+hephaestus = run_cli
 
 
 def test_run_five_cycles_commits_changes_whose_tests_pass(sample_repo):

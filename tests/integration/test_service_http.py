@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import make_agent, make_config
+from factories import free_port, make_agent, make_config
 
 from hephaestus.agent.memory import Memory
 from hephaestus.service.http import MAX_BODY_BYTES, MAX_OBJECTIVE_CHARS
@@ -454,10 +454,6 @@ def test_a_client_that_disconnects_early_does_not_hurt_the_server(service, clien
 
 
 # -- the real command --------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path):

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import git, make_agent, make_config, make_target_repo, repo_snapshot
+from factories import (
+    clean_env,
+    git,
+    make_agent,
+    make_config,
+    make_target_repo,
+    repo_snapshot,
+    run_cli,
+)
 
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory
@@ -44,26 +52,14 @@ FAST = {
 # -- processes --------------------------------------------------------------------------------
 def process_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This environment without Hephaestus or OTel settings, plus fast waits and ``extra``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HEPHAESTUS_", "OTEL_"))
-    }
-    return {**env, **FAST, **(extra or {})}
+    return clean_env({**FAST, **(extra or {})})
 
 
 def hephaestus(
     *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m hephaestus args`` to the end."""
-    return subprocess.run(
-        [sys.executable, "-m", "hephaestus", *map(str, args)],
-        env=process_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run ``python -m hephaestus args`` to the end, with fast waits."""
+    return run_cli(*args, env={**FAST, **(env or {})}, timeout=timeout)
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -38,6 +36,7 @@ from factories import (
     make_target_repo,
     model_like_reply,
     openai_config,
+    run_cli,
 )
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -486,21 +485,7 @@ def test_a_caller_supplied_correlation_id_reaches_spans_pytest_and_memory(sample
 
 
 def hephaestus(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OTEL_", "HEPHAESTUS_")) and k != "COLUMNS"
-    }
-    env["HEPHAESTUS_LOGGING_FORMAT"] = "json"
-    return subprocess.run(
-        [sys.executable, "-m", "hephaestus", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(*args, cwd=cwd, timeout=120)
 
 
 def test_the_trace_command_prints_the_tree_of_a_cycle_run_from_the_cli(sample_repo):
