@@ -13,8 +13,6 @@ collector under pressure sends, which exporters treat as retryable).
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
     TraceServiceServicer,
     add_TraceServiceServicer_to_server,
 )
-from otlp_receiver import flatten
+from otlp_receiver import SpanStore, flatten
 
 MODES = ("ok", "unavailable")
 
@@ -43,7 +41,7 @@ class ReceivedCall:
 
 
 @dataclass
-class OTLPGrpcReceiver:
+class OTLPGrpcReceiver(SpanStore):
     """A running OTLP/gRPC traces receiver; use as a context manager."""
 
     mode: str = "ok"
@@ -67,31 +65,10 @@ class OTLPGrpcReceiver:
         """The URL the gRPC exporter takes: ``http://`` makes it connect without TLS."""
         return f"http://127.0.0.1:{self.port}"
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """A copy of the spans received so far."""
-        with self._lock:
-            return list(self.spans)
-
     def answered(self) -> list[grpc.StatusCode | None]:
         """The status of each call received so far, in order."""
         with self._lock:
             return [call.code for call in self.calls]
-
-    def trace_ids(self) -> set[str]:
-        """The distinct trace ids received so far."""
-        return {s["trace_id"] for s in self.snapshot()}
-
-    def wait_for(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
-    ) -> bool:
-        """Poll ``predicate(spans)`` until it is true or ``timeout`` passes; its last verdict."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if predicate(self.snapshot()):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
 
     def _log(self, call: ReceivedCall) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ receiver is closed.
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import time
 import zlib
@@ -26,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from prometheus_client import REGISTRY
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
@@ -99,8 +101,39 @@ def flatten(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
     return spans
 
 
+class SpanStore:
+    """Spans received by a test receiver, with the queries tests make of them.
+
+    Subclasses keep ``spans`` and a ``_lock``; both receivers share these methods.
+    """
+
+    spans: list[dict[str, Any]]
+    _lock: threading.Lock
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the spans received so far."""
+        with self._lock:
+            return list(self.spans)
+
+    def trace_ids(self) -> set[str]:
+        """The distinct trace ids received so far."""
+        return {s["trace_id"] for s in self.snapshot()}
+
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+    ) -> bool:
+        """Poll ``predicate(spans)`` until it is true or ``timeout`` passes; its last verdict."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate(self.snapshot()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
 @dataclass
-class OTLPReceiver:
+class OTLPReceiver(SpanStore):
     """A running OTLP/HTTP traces receiver; use as a context manager."""
 
     mode: str = "ok"
@@ -129,27 +162,6 @@ class OTLPReceiver:
     def traces_url(self) -> str:
         """The full traces URL (what ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` takes)."""
         return self.endpoint + TRACES_PATH
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """A copy of the spans received so far."""
-        with self._lock:
-            return list(self.spans)
-
-    def trace_ids(self) -> set[str]:
-        """The distinct trace ids received so far."""
-        return {s["trace_id"] for s in self.snapshot()}
-
-    def wait_for(
-        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
-    ) -> bool:
-        """Poll ``predicate(spans)`` until it is true or ``timeout`` passes; its last verdict."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if predicate(self.snapshot()):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
 
     def _received(self, request: ReceivedRequest, spans: list[dict[str, Any]]) -> None:
         request.spans = len(spans)
@@ -241,3 +253,39 @@ def _handler_class(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
             self._answer(request, 200, ExportTraceServiceResponse().SerializeToString(), PROTOBUF)
 
     return Handler
+
+
+# -- shared by the wire tests ---------------------------------------------------------------
+OTEL_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+)
+
+
+def closed_port_url() -> str:
+    """The URL of a local port nothing listens on (connections are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def export_failures() -> float:
+    """``hephaestus_telemetry_export_failures_total{signal="traces"}`` now."""
+    value = REGISTRY.get_sample_value(
+        "hephaestus_telemetry_export_failures_total", {"signal": "traces"}
+    )
+    return value or 0.0

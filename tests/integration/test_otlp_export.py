@@ -7,7 +7,6 @@ variables must work; and a dead, silent or failing collector must never hurt the
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Any
 
 import pytest
 from factories import make_agent, make_config
-from otlp_receiver import OTLPReceiver
-from prometheus_client import REGISTRY
+from otlp_receiver import OTEL_VARIABLES, OTLPReceiver, closed_port_url, export_failures
 
 from hephaestus import __version__
 from hephaestus.agent.models import CycleResult
@@ -25,19 +23,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = "invoke_workflow hephaestus.cycle"
 CORRELATION = "hephaestus.correlation_id"
-OTEL_VARIABLES = (
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_SDK_DISABLED",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_TRACES_SAMPLER_ARG",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -51,23 +36,6 @@ def no_ambient_otel(monkeypatch) -> None:
 def receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as server:
         yield server
-
-
-def closed_port_url() -> str:
-    """The URL of a local port nothing listens on (connections are refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def export_failures() -> float:
-    return (
-        REGISTRY.get_sample_value(
-            "hephaestus_telemetry_export_failures_total", {"signal": "traces"}
-        )
-        or 0.0
-    )
 
 
 def run_cycles(

@@ -8,7 +8,6 @@ pytest subprocess recorded and the agent relayed included; and a collector that 
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import grpc
 import pytest
 from factories import make_agent, make_config
 from otlp_grpc_receiver import OTLPGrpcReceiver
-from prometheus_client import REGISTRY
+from otlp_receiver import OTEL_VARIABLES, closed_port_url, export_failures
 
 from hephaestus.agent.models import CycleResult
 
@@ -26,21 +25,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = "invoke_workflow hephaestus.cycle"
 CORRELATION = "hephaestus.correlation_id"
-OTEL_VARIABLES = (
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_INSECURE",
-    "OTEL_EXPORTER_OTLP_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_SERVICE_NAME",
-    "OTEL_SDK_DISABLED",
-    "OTEL_TRACES_SAMPLER",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -54,23 +38,6 @@ def no_ambient_otel(monkeypatch) -> None:
 def receiver() -> Iterator[OTLPGrpcReceiver]:
     with OTLPGrpcReceiver() as server:
         yield server
-
-
-def closed_port_url() -> str:
-    """The URL of a local port nothing listens on (connections are refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-def export_failures() -> float:
-    return (
-        REGISTRY.get_sample_value(
-            "hephaestus_telemetry_export_failures_total", {"signal": "traces"}
-        )
-        or 0.0
-    )
 
 
 def eventually(condition: Callable[[], bool], timeout: float) -> bool:
