@@ -631,3 +631,43 @@ def test_chaos_failing_every_model_call_fails_the_cycle_with_llm_error(tmp_path)
     assert [(line["breaker"], line["to_state"]) for line in opened] == [
         ("offline/hephaestus-offline", "open")
     ]
+
+
+def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample_repo):
+    import httpx
+
+    from hephaestus.service.loop import Service
+
+    llm_server._default = lambda request: (
+        Reply(status=503, body={"error": "down"})
+        if request["model"] == "model-dead"
+        else answer_by_task()(request)
+    )
+    config = openai_config(
+        llm_server,
+        models={"brain": ["model-dead"]},
+        resilience={
+            "retry_attempts": 1,
+            "breaker_failure_threshold": 1,
+            "breaker_reset_timeout": 60,
+        },
+    )
+    service = Service(make_agent(config, sample_repo), interval=0, host="127.0.0.1", port=0)
+    service.http.start()
+    host, port = service.http.address
+    try:
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
+            ready_before = client.get("/readyz").status_code
+            service._one_cycle()  # the brain's only model fails: its breaker opens
+            ready = client.get("/readyz")
+            health = client.get("/api/health").json()
+    finally:
+        service.http.stop()
+        service.runner.close()
+
+    assert ready_before == 200
+    assert ready.status_code == 503
+    assert "llm: every circuit breaker is open for brain" in ready.json()["reasons"]
+    assert health["open_breakers"] == ["openai/model-dead"]
+    assert health["components"]["llm"]["breakers"]["openai/model-dead"] == "open"
+    assert health["last_cycle"]["reason"] == "llm_error"

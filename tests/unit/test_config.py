@@ -525,3 +525,11 @@ def test_describe_shows_every_section_and_does_not_change_the_config():
 
     assert set(SECTIONS) <= set(described)
     assert config.agent.seed == 0
+
+
+def test_the_shipped_example_config_loads_and_says_what_it_shows():
+    example = Path(__file__).resolve().parents[2] / "examples" / "hephaestus.toml"
+    config = load_config(example, env={})
+    assert config.agent.provider == "openai"
+    assert config.llm.models["brain"] == ["anthropic/claude-3.5-sonnet", "openai/gpt-4o-mini"]
+    assert config.validation.strategies["DISCARD"] == []
