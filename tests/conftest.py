@@ -28,6 +28,15 @@ def llm_server() -> Iterator[ScriptedLLMServer]:
         yield server
 
 
+@pytest.fixture
+def no_ambient_otel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the developer's shell exports, a test sets the OTEL_* it is about."""
+    from otlp_receiver import OTEL_VARIABLES
+
+    for name in OTEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 def require_binary(name: str) -> str:
     """The path of ``name``; skip without it locally, fail in CI (``CI=true``)."""
     path = shutil.which(name)

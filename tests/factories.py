@@ -300,6 +300,29 @@ def _handler_class(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+PRICING = "inventory/pricing.py"  # a module of the sample project that scripted plans edit
+
+
+def plan(*patches: dict[str, Any]) -> str:
+    """The architect's answer carrying ``patches``."""
+    return json.dumps({"analysis": "scripted", "patches_to_apply": list(patches)})
+
+
+def replace(block: str, content: str, path: str = PRICING) -> dict[str, Any]:
+    """One REPLACE patch."""
+    return {
+        "file_path": path,
+        "operation": "REPLACE",
+        "block_to_replace": block,
+        "content": content,
+    }
+
+
+def objective(text: str = "Improve pricing", path: str = PRICING) -> str:
+    """The brain's answer proposing ``text`` for ``path``."""
+    return json.dumps({"objective": text, "kind": "freeform", "file_path": path})
+
+
 def task_of(request: dict[str, Any]) -> str:
     """The agent task (next_objective, patch_plan, review, strategy) of a chat request."""
     return extract_json(request["messages"][-1]["content"])["task"]

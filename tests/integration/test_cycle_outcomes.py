@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from factories import (
+    PRICING,
     Reply,
     ScriptedLLMServer,
     answer_by_task,
@@ -21,7 +22,10 @@ from factories import (
     make_agent,
     make_config,
     make_target_repo,
+    objective,
     openai_config,
+    plan,
+    replace,
     repo_snapshot,
     task_of,
 )
@@ -29,27 +33,7 @@ from factories import (
 from hephaestus.agent.memory import Memory
 from hephaestus.agent.models import Outcome, Reason, Stage
 
-PRICING = "inventory/pricing.py"
-
-
-def plan(*patches: dict) -> str:
-    return json.dumps({"analysis": "scripted", "patches_to_apply": list(patches)})
-
-
-def replace(block: str, content: str, path: str = PRICING) -> dict:
-    return {
-        "file_path": path,
-        "operation": "REPLACE",
-        "block_to_replace": block,
-        "content": content,
-    }
-
-
 APPROVE = json.dumps({"approved": True, "feedback": "looks fine"})
-
-
-def objective(text: str = "Improve pricing", path: str = PRICING) -> str:
-    return json.dumps({"objective": text, "kind": "freeform", "file_path": path})
 
 
 def run_one(server: ScriptedLLMServer, repo: Path, **config_sections):

@@ -21,12 +21,14 @@ import pytest
 import stamina
 from conftest import require_binary
 from factories import (
+    PRICING,
     Reply,
     answer_by_task,
     make_agent,
     make_config,
     make_target_repo,
     model_like_reply,
+    objective,
     openai_config,
 )
 from opentelemetry.sdk.trace import ReadableSpan
@@ -46,7 +48,6 @@ from hephaestus.telemetry.catalog import CATALOG
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 HEX_ID = re.compile(r"\b[0-9a-f]{16,}\b", re.I)  # span, trace or commit id
-PRICING = "inventory/pricing.py"
 
 
 def value(name: str, **labels: str) -> float:
@@ -60,10 +61,6 @@ def all_samples() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         for family in REGISTRY.collect()
         for s in family.samples
     }
-
-
-def objective(text: str) -> str:
-    return json.dumps({"objective": text, "kind": "freeform", "file_path": PRICING})
 
 
 def family_name(spec: catalog.MetricSpec) -> str:

@@ -17,21 +17,14 @@ import grpc
 import pytest
 from factories import make_agent, make_config
 from otlp_grpc_receiver import OTLPGrpcReceiver
-from otlp_receiver import OTEL_VARIABLES, closed_port_url, export_failures
+from otlp_receiver import closed_port_url, export_failures
 
 from hephaestus.agent.models import CycleResult
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_ambient_otel")]
 
 ROOT = "invoke_workflow hephaestus.cycle"
 CORRELATION = "hephaestus.correlation_id"
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_otel(monkeypatch) -> None:
-    """Whatever the developer's shell exports, each test sets the OTEL_* it is about."""
-    for name in OTEL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

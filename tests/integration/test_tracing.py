@@ -35,7 +35,10 @@ from factories import (
     make_config,
     make_target_repo,
     model_like_reply,
+    objective,
     openai_config,
+    plan,
+    replace,
     run_cli,
 )
 from google.protobuf.json_format import MessageToDict
@@ -55,7 +58,6 @@ pytestmark = pytest.mark.slow
 ROOT = "invoke_workflow hephaestus.cycle"
 AGENTS = ("brain", "architect", "code_reviewer", "maestro")
 CORRELATION = "hephaestus.correlation_id"
-PRICING = "inventory/pricing.py"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 # A sentence of the brain's instructions: it is in every brain prompt, and nowhere else.
@@ -139,21 +141,6 @@ def errors(span: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- scripted model answers -------------------------------------------------------------------
-def plan(*patches: dict) -> str:
-    return json.dumps({"analysis": "scripted", "patches_to_apply": list(patches)})
-
-
-def replace(block: str, content: str, path: str = PRICING) -> dict:
-    return {
-        "file_path": path,
-        "operation": "REPLACE",
-        "block_to_replace": block,
-        "content": content,
-    }
-
-
-def objective(text: str = "Improve pricing", path: str = PRICING) -> str:
-    return json.dumps({"objective": text, "kind": "freeform", "file_path": path})
 
 
 BREAKING = replace("def apply_discount(", "def _unused(): pass\n\n\ndef apply_discount_(")
