@@ -21,7 +21,7 @@ from typing import Any, get_type_hints
 ENV_PREFIX = "HEPHAESTUS_"
 ENV_CONFIG_FILE = "HEPHAESTUS_CONFIG"
 # set by the agent for its own subprocesses, not configuration
-_ENV_NOT_CONFIG = {ENV_CONFIG_FILE, "HEPHAESTUS_SPAN_FILE"}
+_ENV_NOT_CONFIG = {ENV_CONFIG_FILE, "HEPHAESTUS_SPAN_FILE", "HEPHAESTUS_PYTEST_REPORT"}
 ROLES = ("brain", "architect", "code_reviewer", "maestro")
 VALIDATION_STEPS = ("syntax", "pytest")
 
@@ -57,6 +57,12 @@ class AgentConfig:
         "always", "when the code_reviewer model is asked", choices=("always", "risky_only")
     )
     max_patch_files: int = _spec(5, "files one plan may touch before review rejects it", min=1)
+    max_plan_file_bytes: int = _spec(
+        262_144, "bytes of new content one plan may write into one file", min=1
+    )
+    allow_test_edits: bool = _spec(
+        False, "plans may edit tests, conftest.py and pytest config when the objective is tests"
+    )
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,22 @@ class ValidationConfig:
         {"SYNTAX_ONLY": ["syntax"], "SYNTAX_AND_PYTEST": ["syntax", "pytest"], "DISCARD": []},
         "strategy name -> ordered steps (syntax, pytest); an empty list discards the plan",
     )
-    pytest_args: list = _spec(["-q", "-x", "-p", "no:cacheprovider"], "arguments after pytest")
+    pytest_args: list = _spec(
+        ["-q", "-x", "-p", "no:cacheprovider"], "arguments after pytest", items=str
+    )
     pytest_timeout: float = _spec(300.0, "seconds before pytest's process group is killed", min=1)
+    sandbox: str = _spec(
+        "auto",
+        "where tests run: bwrap (no network, no secrets, only the worktree writable), none "
+        "(on the host), auto (bwrap when it works here)",
+        choices=("auto", "bwrap", "none"),
+    )
+    pass_env: list = _spec(
+        [], "more env vars the tests see (never the API key or *_KEY/_TOKEN/_SECRET)", items=str
+    )
+    require_tests: bool = _spec(
+        True, "a Python change in a project with tests is always validated by its tests"
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,9 @@ class LLMConfig:
     request_timeout: float = _spec(60.0, "seconds per HTTP request", min=0.01)
     temperature: float = _spec(0.2, "sampling temperature", min=0, max=2)
     max_tokens: int = _spec(4096, "completion token limit", min=1)
+    max_response_bytes: int = _spec(
+        1_048_576, "bytes of one model response before it is refused", min=1024
+    )
     models: dict = _spec(
         {role: ["openai/gpt-4o-mini"] for role in ROLES},
         "role -> ordered model list (first is primary, the rest are fallbacks)",
@@ -208,13 +231,28 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     return _build(raw, source=source)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist; pass an existing --config file"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; pass a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
@@ -301,6 +339,8 @@ def _validate(key: str, value: Any, kind: type, rules: Mapping[str, Any]) -> Any
     if isinstance(value, _EnvValue):
         value = _from_env(key, value, origin)
     value = _coerce(key, value, origin)
+    if "items" in rules:
+        _check_items(key, value, rules["items"])
     if isinstance(value, float) and math.isnan(value):  # NaN passes every range check
         raise ConfigError(f"{key} = {value!r} must be {_TYPE_NAMES[float]}, not NaN")
     if "choices" in rules and value not in rules["choices"]:
@@ -363,6 +403,15 @@ def _coerce(key: str, value: Any, origin: type) -> Any:
     if not isinstance(value, origin):
         raise ConfigError(f"{key} = {value!r} must be {_TYPE_NAMES.get(origin, origin.__name__)}")
     return value
+
+
+def _check_items(key: str, values: list[Any], kind: type) -> None:
+    for index, item in enumerate(values):
+        if not isinstance(item, kind) or isinstance(item, bool) is not (kind is bool):
+            raise ConfigError(
+                f"{key}[{index}] = {item!r} must be {_TYPE_NAMES[kind]}; "
+                f"every item of {key} must be {_TYPE_NAMES[kind]}"
+            )
 
 
 def _check_cross_fields(config: Config) -> None:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from hephaestus.agent.manifest import Manifest
 from hephaestus.agent.models import Objective, PatchPlan
-from hephaestus.agent.patches import TextFile, parse_plan
+from hephaestus.agent.patches import (
+    DEFAULT_MAX_FILE_BYTES,
+    TextFile,
+    confine_plan,
+    parse_plan,
+    safe_path,
+)
 from hephaestus.agent.prompts import ask_json, build_messages
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
@@ -24,12 +30,20 @@ _MAX_FILE_BYTES = 200_000
 
 
 def plan_patch(
-    models: RoleModels, objective: Objective, manifest: Manifest, root: Path
+    models: RoleModels,
+    objective: Objective,
+    manifest: Manifest,
+    root: Path,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> PatchPlan:
-    """Ask the architect for a plan; the objective's file is shown in full."""
+    """Ask the architect for a plan; the objective's file is shown in full.
+
+    Every file is confined to ``root`` before it is read; the plan's paths are confined
+    before anyone reads them (``unsafe_path``).
+    """
     files = {}
     for path in _relevant_files(objective, manifest):
-        full = root / path
+        full = safe_path(root, path)
         if full.is_file() and full.stat().st_size <= _MAX_FILE_BYTES:
             files[path] = TextFile.decode(full.read_bytes()).text
     payload = {
@@ -38,7 +52,10 @@ def plan_patch(
         "manifest": manifest.to_prompt(),
         "files": files,
     }
-    return parse_plan(ask_json(models, Role.ARCHITECT, build_messages(INSTRUCTIONS, payload)))
+    answer = ask_json(models, Role.ARCHITECT, build_messages(INSTRUCTIONS, payload))
+    plan = parse_plan(answer, max_file_bytes)
+    confine_plan(plan, root)
+    return plan
 
 
 def _relevant_files(objective: Objective, manifest: Manifest) -> list[str]:

@@ -12,6 +12,7 @@ from hephaestus.agent.memory import Memory, failure_streak
 from hephaestus.agent.models import Reason, Stage
 from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
 from hephaestus.agent.recovery import AgentLock, recover
+from hephaestus.agent.sandbox import Sandbox, resolve_sandbox
 from hephaestus.config import Config
 from hephaestus.llm.base import Provider
 from hephaestus.llm.client import RoleModels
@@ -21,6 +22,19 @@ from hephaestus.resilience.retry import RetryPolicy
 from hephaestus.telemetry import SpanExporter
 
 STREAK_LOOKBACK = 500  # cycles read at start to resume a failure streak across a restart
+_LOG = logging.getLogger("hephaestus.build")
+
+
+def build_sandbox(config: Config) -> Sandbox:
+    """The validation sandbox; says once, as a warning, when the tests will run unsandboxed."""
+    sandbox = resolve_sandbox(config.validation.sandbox)
+    if not sandbox.isolated:
+        _LOG.warning(
+            "validation is not sandboxed: %s",
+            sandbox.reason,
+            extra={"sandbox": sandbox.mode, "package": "bubblewrap"},
+        )
+    return sandbox
 
 
 def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleModels:
@@ -69,10 +83,14 @@ def build_runner(
 ) -> CycleRunner:
     """Open the repo and memory, set up telemetry, recover from a crash, return a runner.
 
-    ``span_exporter`` adds an exporter (tests use an in-memory one).
+    A repository in the middle of a merge, rebase, cherry-pick, revert or bisect is refused
+    (:class:`~hephaestus.agent.gitrepo.RepositoryBusy`). ``span_exporter`` adds an exporter
+    (tests use an in-memory one).
     """
     repo = GitRepo.open(project)
     repo.require_head()
+    repo.require_idle()
+    sandbox = build_sandbox(config)
     repo.ignore_agent_dir()
     lock = AgentLock(repo.agent_dir / "agent.lock")
     try:
@@ -101,7 +119,14 @@ def build_runner(
         models=models.all_models,
     )
     runner = CycleRunner(
-        config, repo, models, memory, logger=logger, on_stage=on_stage, telemetry_handle=handle
+        config,
+        repo,
+        models,
+        memory,
+        logger=logger,
+        on_stage=on_stage,
+        telemetry_handle=handle,
+        sandbox=sandbox,
     )
     runner.lock = lock
     recover(repo, memory, runner.workspaces_dir)

@@ -24,8 +24,13 @@ def choose_strategy(
     manifest: Manifest,
     strategies: Mapping[str, Sequence[str]],
     default: str,
+    require_tests: bool = True,
 ) -> StrategyChoice:
-    """Ask the maestro; a strategy that is not configured fails the cycle with ``invalid_plan``."""
+    """Ask the maestro; a strategy that is not configured fails the cycle with ``invalid_plan``.
+
+    With ``require_tests``, a Python change in a project that has tests is validated by
+    them whatever the maestro picked (short of discarding the plan).
+    """
     payload = {
         "task": "strategy",
         "objective": objective.to_json(),
@@ -42,6 +47,27 @@ def choose_strategy(
             Reason.INVALID_PLAN,
             f"maestro chose {name!r}, which is not a configured strategy ({', '.join(strategies)})",
         )
-    return StrategyChoice(
+    choice = StrategyChoice(
         name=name, steps=tuple(strategies[name]), rationale=str(answer.get("rationale") or "")
+    )
+    python = any(path.endswith(".py") for path in plan.files)
+    if require_tests and manifest.has_tests and python and choice.steps:
+        return with_tests(choice, strategies, default)
+    return choice
+
+
+def with_tests(
+    choice: StrategyChoice, strategies: Mapping[str, Sequence[str]], default: str
+) -> StrategyChoice:
+    """``choice`` if it runs pytest; else the default (or first) strategy that does."""
+    if "pytest" in choice.steps:
+        return choice
+    names = [default, *strategies]
+    name = next((n for n in names if "pytest" in strategies[n]), None)
+    steps = tuple(strategies[name]) if name else (*choice.steps, "pytest")
+    return StrategyChoice(
+        name=name or f"{choice.name}+pytest",
+        steps=steps,
+        rationale=f"the maestro chose {choice.name}; a Python change in a project with tests "
+        "is validated by its tests (validation.require_tests)",
     )

@@ -34,16 +34,12 @@ class Manifest:
     sources: dict[str, str] = field(default_factory=dict)
     recent_cycles: tuple[dict[str, Any], ...] = ()
     blocked_objectives: tuple[str, ...] = ()
+    has_tests: bool = False  # decided from every tracked path, whatever the listing's cap
 
     @property
     def truncated(self) -> bool:
         """Whether more files exist than the manifest lists."""
         return self.total_files > len(self.files)
-
-    @property
-    def has_tests(self) -> bool:
-        """Whether the project has test files."""
-        return any(f.is_test for f in self.files)
 
     def to_prompt(self) -> dict[str, Any]:
         """The manifest as the JSON object prompts carry."""
@@ -97,6 +93,7 @@ def scan(
         sources=sources,
         recent_cycles=recent_cycles,
         blocked_objectives=blocked_objectives,
+        has_tests=any(is_test_file(p) for p in paths),
     )
 
 

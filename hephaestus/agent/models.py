@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+# a correlation id names a worktree directory and a trace; one rule for the API and the CLI
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+CORRELATION_ID_RULE = (
+    "1-128 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+)
+
+
+def check_correlation_id(value: str) -> str:
+    """Return ``value`` if it is a valid correlation id, else raise ``ValueError`` saying why."""
+    if not isinstance(value, str) or not _CORRELATION_ID.fullmatch(value):
+        raise ValueError(f"correlation id {value!r} is not valid; use {CORRELATION_ID_RULE}")
+    return value
 
 
 class Outcome(enum.StrEnum):

@@ -20,7 +20,8 @@ from hephaestus.agent import validation
 from hephaestus.agent.architect import plan_patch
 from hephaestus.agent.brain import generate_next_objective
 from hephaestus.agent.committer import commit_change
-from hephaestus.agent.gitrepo import GitRepo
+from hephaestus.agent.gitrepo import GitRepo, RepositoryBusy
+from hephaestus.agent.guard import GitFingerprint, file_digests, verify_unchanged
 from hephaestus.agent.maestro import choose_strategy
 from hephaestus.agent.manifest import Manifest, scan
 from hephaestus.agent.memory import Memory, failure_counts
@@ -33,19 +34,17 @@ from hephaestus.agent.models import (
     Reason,
     Stage,
     StrategyChoice,
+    check_correlation_id,
 )
-from hephaestus.agent.patches import apply_plan
-from hephaestus.agent.recovery import (
-    JOURNAL_NAME,
-    PYTEST_PID_SUFFIX,
-    AgentLock,
-    CommitJournal,
-)
+from hephaestus.agent.oracle import TestOracle
+from hephaestus.agent.patches import apply_plan, safe_path
+from hephaestus.agent.recovery import JOURNAL_NAME, AgentLock, CommitJournal
 from hephaestus.agent.reviewer import review_plan
+from hephaestus.agent.sandbox import Sandbox
 from hephaestus.agent.workspace import Workspace
 from hephaestus.config import Config
 from hephaestus.llm.client import RoleModels, Usage, usage_scope
-from hephaestus.resilience.timeouts import Deadline, current_deadline, deadline_scope
+from hephaestus.resilience.timeouts import Deadline, deadline_scope
 
 _LOG = logging.getLogger("hephaestus.cycle")
 
@@ -69,6 +68,8 @@ class _CycleState:
     plan: PatchPlan | None = None
     strategy: StrategyChoice | None = None
     changed: tuple[str, ...] = ()
+    written: dict[str, str] | None = None  # digests of the files the patch wrote
+    git_state: GitFingerprint | None = None  # the target's .git when the cycle started
 
 
 class CycleRunner:
@@ -83,11 +84,16 @@ class CycleRunner:
         logger: logging.Logger | None = None,
         on_stage: StageListener | None = None,
         telemetry_handle: telemetry.Telemetry | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.config = config
         self.repo = repo
         self.models = models
         self.memory = memory
+        self.sandbox = sandbox or Sandbox("none", reason="no sandbox was configured")
+        self.oracle = TestOracle(
+            config.validation, self.sandbox, repo, secret=config.llm.api_key_env
+        )
         self.log = logger or _LOG
         self.on_stage = on_stage
         self.telemetry = telemetry_handle
@@ -111,9 +117,12 @@ class CycleRunner:
     def run_cycle(
         self, objective: str | None = None, correlation_id: str | None = None
     ) -> CycleResult:
-        """Run one cycle and return its result; the target repo changes only on success."""
+        """Run one cycle and return its result; the target repo changes only on success.
+
+        Raises ``ValueError`` for a ``correlation_id`` that breaks the correlation-id rule.
+        """
         result = CycleResult(
-            correlation_id=correlation_id or str(uuid.uuid4()),
+            correlation_id=check_correlation_id(correlation_id or str(uuid.uuid4())),
             cycle_number=self.memory.next_cycle_number(),
             provider=self.models.provider.name,
             started_at=time.time(),
@@ -235,7 +244,11 @@ class CycleRunner:
             result.objective = self._objective(state, objective_text)
         with self._stage(state, Stage.PLAN):
             state.plan = plan_patch(
-                self.models, result.objective, state.manifest, state.workspace.root
+                self.models,
+                result.objective,
+                state.manifest,
+                state.workspace.root,
+                self.config.agent.max_plan_file_bytes,
             )
         with self._stage(state, Stage.REVIEW):
             self._review(state)
@@ -250,6 +263,11 @@ class CycleRunner:
 
     def _scan(self, state: _CycleState) -> None:
         agent = self.config.agent
+        try:
+            self.repo.require_idle()
+        except RepositoryBusy as exc:
+            raise CycleError(Reason.PATCH_CONFLICT, str(exc), error_type="busy_repo") from None
+        state.git_state = GitFingerprint.take(self.repo)
         state.workspace = Workspace.create(
             self.repo, self.workspaces_dir, state.result.correlation_id
         )
@@ -281,6 +299,8 @@ class CycleRunner:
         if objective is None:
             raise CycleError(Reason.NO_OBJECTIVE, "the brain found nothing worth changing")
         self.last_objective = objective
+        if objective.file_path is not None:  # confined before the architect reads it
+            safe_path(state.workspace.root, objective.file_path)
         return objective
 
     def _review(self, state: _CycleState) -> None:
@@ -292,6 +312,7 @@ class CycleRunner:
             state.workspace.root,
             max_files=agent.max_patch_files,
             mode=agent.review_mode,
+            allow_test_edits=agent.allow_test_edits,
         )
         if not review.approved:
             raise CycleError(Reason.REVIEW_REJECTED, f"review rejected the plan: {review.feedback}")
@@ -305,6 +326,7 @@ class CycleRunner:
             state.manifest,
             validation_config.strategies,
             validation_config.default_strategy,
+            validation_config.require_tests,
         )
         state.result.strategy = state.strategy.name
         if not state.strategy.steps:
@@ -316,6 +338,7 @@ class CycleRunner:
         state.result.files = state.changed
         if not state.changed:
             raise CycleError(Reason.NO_CHANGE, "the plan leaves every file as it was")
+        state.written = file_digests(state.workspace.root, state.changed)
 
     def _validate(self, state: _CycleState) -> None:
         root = state.workspace.root
@@ -323,32 +346,12 @@ class CycleRunner:
             if step == "syntax":
                 validation.check_syntax(root, state.changed)
             elif step == "pytest":
-                self._run_tests(state)
-
-    def _run_tests(self, state: _CycleState) -> None:
-        config = self.config.validation
-        workspace = state.workspace
-        with telemetry.tool_span("pytest") as tool:
-            try:
-                run = validation.run_pytest(
-                    workspace.root,
-                    [*tool.pytest_args(), *config.pytest_args],
-                    timeout=current_deadline().cap(config.pytest_timeout),
-                    env=tool.env(),
-                    pid_file=workspace.root.parent / f"{workspace.root.name}{PYTEST_PID_SUFFIX}",
-                )
-            except CycleError as exc:
-                tool.result(exc.reason.value)
-                raise
-            tool.result(run.result, run.exit_code)
-        if run.result == "failed":
-            tail = run.output_tail.strip().splitlines()[-1:] or [""]
-            raise CycleError(
-                Reason.TESTS_FAILED, f"pytest exited with {run.exit_code}: {tail[0][:300]}"
-            )
+                self.oracle.check(state.workspace)
 
     def _commit(self, state: _CycleState) -> None:
         result = state.result
+        state.git_state.verify(self.repo)  # nothing ran by validation touched .git...
+        verify_unchanged(state.workspace.root, state.written)  # ...or what it validated
         result.commit_sha = commit_change(
             self.repo,
             state.workspace,

@@ -19,8 +19,14 @@ _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE
 _RESERVED_DIRS = (".git", ".hephaestus")
 
 
-def parse_plan(data: Any) -> PatchPlan:
-    """Turn the architect's decoded JSON into a :class:`PatchPlan`; fail with ``invalid_plan``."""
+DEFAULT_MAX_FILE_BYTES = 262_144
+
+
+def parse_plan(data: Any, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> PatchPlan:
+    """Turn the architect's decoded JSON into a :class:`PatchPlan`; fail with ``invalid_plan``.
+
+    The new content one plan writes into one file is capped at ``max_file_bytes``.
+    """
     if not isinstance(data, dict):
         raise _invalid(f"the plan must be a JSON object, got {type(data).__name__}")
     items = data.get("patches_to_apply")
@@ -30,6 +36,7 @@ def parse_plan(data: Any) -> PatchPlan:
         raise _invalid("the plan has no patches")
     analysis = data.get("analysis", "")
     patches = tuple(_parse_patch(i, item) for i, item in enumerate(items))
+    _check_sizes(patches, max_file_bytes)
     return PatchPlan(
         analysis=analysis if isinstance(analysis, str) else str(analysis), patches=patches
     )
@@ -68,6 +75,27 @@ def _parse_patch(index: int, item: Any) -> Patch:
         block=block if isinstance(block, str) else "",
         line_number=line_number,
     )
+
+
+def _check_sizes(patches: tuple[Patch, ...], limit: int) -> None:
+    written: dict[str, int] = {}
+    for patch in patches:
+        size = len(patch.content.encode("utf-8", "surrogatepass"))
+        written[patch.file_path] = written.get(patch.file_path, 0) + size
+        if written[patch.file_path] > limit:
+            raise _invalid(
+                f"the plan writes over {limit} bytes into {patch.file_path[:200]!r} "
+                f"(agent.max_plan_file_bytes)"
+            )
+
+
+def confine_plan(plan: PatchPlan, root: Path) -> None:
+    """Fail with ``unsafe_path`` unless every path of ``plan`` stays inside ``root``.
+
+    Runs before anything reads a plan's file (the reviewer shows them to a model).
+    """
+    for path in plan.files:
+        safe_path(root, path)
 
 
 def _invalid(detail: str) -> CycleError:
@@ -144,11 +172,10 @@ class TextFile:
             ) from None
 
 
-def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
-    """Apply every patch under ``root``; return the touched paths.
+def planned_files(plan: PatchPlan, root: Path) -> dict[str, tuple[Path, TextFile]]:
+    """Every file the plan touches as it would be after the plan, computed in memory.
 
-    All patches are checked and computed in memory first, so a plan that fails part-way
-    writes nothing.
+    Keys are the confined paths relative to ``root``; nothing is written.
     """
     pending: dict[str, tuple[Path, TextFile]] = {}
     for patch in plan.patches:
@@ -160,6 +187,16 @@ def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
         current = pending[key][1]
         exists = seen or patch.operation is not Operation.CREATE_FILE
         current.text = _apply_one(patch, current.text, exists=exists)
+    return pending
+
+
+def apply_plan(plan: PatchPlan, root: Path) -> tuple[str, ...]:
+    """Apply every patch under ``root``; return the touched paths.
+
+    All patches are checked and computed in memory first, so a plan that fails part-way
+    writes nothing.
+    """
+    pending = planned_files(plan, root)
     encoded = [(target, current.encode()) for target, current in pending.values()]
     for target, data in encoded:
         target.parent.mkdir(parents=True, exist_ok=True)

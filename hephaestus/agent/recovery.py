@@ -16,7 +16,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hephaestus.agent.gitrepo import GitRepo, git
+from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory
 from hephaestus.agent.workspace import ensure_writable_dir, remove_stale_workspaces
 
@@ -54,17 +54,43 @@ class AgentLock:
             os.close(self._fd)
 
 
+def ref_locks(repo: GitRepo, branch: str) -> list[Path]:
+    """The lock files a fast-forward of ``branch`` takes (index, HEAD, the branch, packed refs)."""
+    names = ["index.lock", "HEAD.lock", "packed-refs.lock"]
+    if branch:
+        names.append(f"{branch}.lock")
+    return [repo.git_path(name) for name in names]
+
+
 @dataclass
 class CommitJournal:
     """What a fast-forward is about to change, written before it starts."""
 
     path: Path
 
-    def write(self, base: str, commit: str, paths: tuple[str, ...], correlation_id: str) -> None:
-        """Durably record the intended fast-forward (write, fsync, rename)."""
+    def write(
+        self,
+        base: str,
+        commit: str,
+        paths: tuple[str, ...],
+        correlation_id: str,
+        locks: list[Path] | None = None,
+    ) -> None:
+        """Durably record the intended fast-forward (write, fsync, rename).
+
+        ``locks`` are the lock files the fast-forward may take; those that already exist
+        are recorded as someone else's, so recovery never removes them.
+        """
         tmp = self.path.with_suffix(".tmp")
         data = json.dumps(
-            {"base": base, "commit": commit, "paths": list(paths), "correlation_id": correlation_id}
+            {
+                "base": base,
+                "commit": commit,
+                "paths": list(paths),
+                "correlation_id": correlation_id,
+                "locks": [str(lock) for lock in locks or []],
+                "foreign_locks": [str(lock) for lock in locks or [] if lock.exists()],
+            }
         )
         with tmp.open("w") as handle:
             handle.write(data)
@@ -84,6 +110,21 @@ class CommitJournal:
             return None
         except ValueError:  # torn before the rename: nothing was changed yet
             return {}
+
+    def stale_locks(self, entry: dict) -> list[Path]:
+        """Lock files the journaled fast-forward left: listed, not foreign, not older than it."""
+        try:
+            written = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return []
+        foreign = set(entry.get("foreign_locks") or [])
+        stale = []
+        for name in entry.get("locks") or []:
+            lock = Path(name)
+            with contextlib.suppress(FileNotFoundError):
+                if name not in foreign and lock.stat().st_mtime >= written:
+                    stale.append(lock)
+        return stale
 
 
 @dataclass
@@ -123,23 +164,29 @@ def recover(repo: GitRepo, memory: Memory, workspaces_dir: Path) -> RecoveryRepo
 
 
 def _finish_journal(repo: GitRepo, journal: CommitJournal) -> str | None:
+    """Complete or undo a fast-forward a killed process left, touching only what it wrote."""
     entry = journal.read()
     if entry is None:
         return None
     if not entry:
         journal.clear()
         return "discarded a torn journal entry"
-    lock = Path(git(["rev-parse", "--git-path", "index.lock"], repo.root).stdout.strip())
-    (lock if lock.is_absolute() else repo.root / lock).unlink(missing_ok=True)
+    for lock in journal.stale_locks(entry):
+        lock.unlink(missing_ok=True)
     head = repo.head()
     if head == entry["commit"]:
         outcome = "the commit was complete"
-        if repo.dirty_paths(entry["paths"]):
-            git(["checkout", "HEAD", "--", *entry["paths"]], repo.root)
-            outcome += "; its files were restored from it"
+        edited = repo.dirty_paths(entry["paths"])
+        if edited:
+            outcome += f"; later changes to {', '.join(edited)} were left as they are"
     elif head == entry["base"]:
-        repo.restore_paths(entry["base"], entry["paths"])
-        outcome = "the commit never landed; its files were restored to the base"
+        restored = repo.rollback_paths(entry["base"], entry["commit"], entry["paths"])
+        kept = sorted(set(repo.dirty_paths(entry["paths"])))
+        outcome = "the commit never landed; " + (
+            f"{', '.join(restored)} restored to the base" if restored else "nothing was written"
+        )
+        if kept:
+            outcome += f"; {', '.join(kept)} changed by someone else, left as they are"
     else:
         outcome = f"HEAD is at neither the base nor the commit ({head}); left as it is"
     journal.clear()

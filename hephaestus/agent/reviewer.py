@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hephaestus.agent.models import CycleError, Objective, Operation, PatchPlan, Reason, Review
-from hephaestus.agent.patches import TextFile
+from hephaestus.agent.patches import TextFile, confine_plan, safe_path
 from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.suite import is_about_tests, suite_files
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
 from hephaestus.llm.opportunities import is_test_file
@@ -21,8 +22,18 @@ _RISKY_OPERATIONS = (Operation.DELETE_BLOCK, Operation.CREATE_FILE)
 _MAX_CONTENT_LINES = 200
 
 
-def rule_verdict(plan: PatchPlan, max_files: int) -> Review | None:
-    """A rejection the rules alone decide, or ``None`` to go on to the model."""
+def rule_verdict(
+    plan: PatchPlan,
+    max_files: int,
+    objective: Objective | None = None,
+    root: Path | None = None,
+    allow_test_edits: bool = False,
+) -> Review | None:
+    """A rejection the rules alone decide, or ``None`` to go on to the model.
+
+    A plan that edits the test suite or pytest's configuration is rejected unless test
+    edits are allowed and the objective is about tests.
+    """
     if len(plan.files) > max_files:
         return Review(
             False,
@@ -30,6 +41,17 @@ def rule_verdict(plan: PatchPlan, max_files: int) -> Review | None:
             "are allowed (agent.max_patch_files)",
             by_rule=True,
         )
+    if root is not None:
+        suite = suite_files(plan, root)
+        tests_allowed = allow_test_edits and objective is not None and is_about_tests(objective)
+        if suite and not tests_allowed:
+            return Review(
+                False,
+                f"the plan edits the test suite ({', '.join(suite)}); the tests decide what "
+                "is committed, so a plan may not change them (agent.allow_test_edits, "
+                "for objectives about tests)",
+                by_rule=True,
+            )
     for patch in plan.patches:
         if patch.operation is Operation.DELETE_BLOCK and is_test_file(patch.file_path):
             return Review(False, f"the plan deletes test code in {patch.file_path}", by_rule=True)
@@ -55,16 +77,23 @@ def review_plan(
     *,
     max_files: int,
     mode: str,
+    allow_test_edits: bool = False,
 ) -> Review:
-    """Review ``plan``: rule rejections first, then the model (unless mode and risk allow)."""
-    verdict = rule_verdict(plan, max_files)
+    """Review ``plan``: rule rejections first, then the model (unless mode and risk allow).
+
+    Every path is confined to ``root`` before any file is read for the model.
+    """
+    confine_plan(plan, root)
+    verdict = rule_verdict(plan, max_files, objective, root, allow_test_edits)
     if verdict is not None:
         return verdict
     if mode == "risky_only" and not is_risky(plan):
         return Review(True, "approved by rules: small, non-risky change", by_rule=True)
-    files = {
-        p: TextFile.decode((root / p).read_bytes()).text for p in plan.files if (root / p).is_file()
-    }
+    files = {}
+    for path in plan.files:
+        full = safe_path(root, path)
+        if full.is_file():
+            files[path] = TextFile.decode(full.read_bytes()).text
     payload = {
         "task": "review",
         "objective": objective.to_json(),

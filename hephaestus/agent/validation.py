@@ -1,4 +1,9 @@
-"""Validate a patched workspace: syntax of every touched file, then the project's pytest suite."""
+"""Validate a patched workspace: syntax of every touched file, then the project's pytest suite.
+
+pytest runs in a subprocess, in its own process group, under the configured sandbox and with
+an environment built from an allowlist; the report plugin tells the agent how many tests
+the run collected, so a suite cannot shrink or vanish unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,12 @@ from pathlib import Path
 
 from hephaestus.agent.models import CycleError, Reason
 from hephaestus.agent.patches import TextFile
+from hephaestus.agent.pytest_report import REPORT_ENV, read_report
+from hephaestus.agent.sandbox import Sandbox, validation_env
 
 _OUTPUT_TAIL = 2_000
+REPORT_PLUGIN = ["-p", "hephaestus.agent.pytest_report"]
+NO_SANDBOX = Sandbox("none", reason="no sandbox was configured for this run")
 
 
 def check_syntax(root: Path, paths: Sequence[str]) -> None:
@@ -42,12 +51,29 @@ def check_syntax(root: Path, paths: Sequence[str]) -> None:
 
 
 @dataclass(frozen=True)
+class Isolation:
+    """How one pytest run is isolated: the sandbox, what it may write, see and not see.
+
+    ``secret`` names the API key's variable and ``passed`` the extra variables the tests
+    may see (see :func:`~hephaestus.agent.sandbox.validation_env`).
+    """
+
+    sandbox: Sandbox = NO_SANDBOX
+    writable: tuple[Path, ...] = ()
+    hidden: tuple[Path, ...] = ()
+    readable: tuple[Path, ...] = ()
+    secret: str = ""
+    passed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TestRun:
     """The result of one pytest subprocess."""
 
     exit_code: int
     duration: float
     output_tail: str
+    collected: int | None = None
 
     @property
     def result(self) -> str:
@@ -61,20 +87,36 @@ def run_pytest(
     timeout: float,
     env: Mapping[str, str] | None = None,
     pid_file: Path | None = None,
+    isolation: Isolation = Isolation(),
 ) -> TestRun:
-    """Run ``python -m pytest`` in ``root`` in its own process group.
+    """Run ``python -m pytest`` in ``root`` in its own process group, under ``isolation``.
 
-    On timeout the whole group is killed (pytest's own children included) and the cycle
-    fails with ``timeout``. Exit code 5 (no tests collected) counts as a pass.
+    On timeout the whole group is killed (pytest's own children, or the whole sandbox) and
+    the cycle fails with ``timeout``. ``collected`` is how many tests the run collected, as
+    the report plugin wrote it next to ``pid_file`` (``None`` when it wrote nothing).
     """
-    run_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
-    run_env.pop("PYTEST_ADDOPTS", None)
-    run_env.pop("COV_CORE_SOURCE", None)
+    report = pid_file.with_suffix(".json") if pid_file is not None else None
+    extra = dict(env or {})
+    writable = list(isolation.writable)
+    if report is not None:
+        report.write_text("")
+        extra[REPORT_ENV] = str(report)
+        writable.append(report)
+        args = [*REPORT_PLUGIN, *args]
+    sandbox = isolation.sandbox
+    base = {**os.environ, "HOME": sandbox.home(os.environ)}
+    argv = sandbox.command(
+        [sys.executable, "-m", "pytest", *args],
+        workdir=root,
+        writable=writable,
+        hidden=isolation.hidden,
+        readable=isolation.readable,
+    )
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args],
+        argv,
         cwd=root,
-        env=run_env,
+        env=validation_env(base, extra, secret=isolation.secret, passed=isolation.passed),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -97,10 +139,12 @@ def run_pytest(
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+        collected = read_report(report) if report is not None else None
     return TestRun(
         exit_code=proc.returncode,
         duration=time.monotonic() - started,
         output_tail=(output or "")[-_OUTPUT_TAIL:],
+        collected=collected,
     )
 
 

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from hephaestus.agent.gitrepo import GitError, GitRepo, git
+from hephaestus.agent.gitrepo import STATUS_Z, GitError, GitRepo, git, status_paths
 
 
 class WorkspaceError(RuntimeError):
@@ -46,10 +46,7 @@ class Workspace:
 
     def changed_paths(self, paths: tuple[str, ...]) -> tuple[str, ...]:
         """Which of ``paths`` really differ from ``base`` (a patch can be a no-op)."""
-        out = git(
-            ["status", "--porcelain", "--untracked-files=all", "--", *paths], self.root
-        ).stdout
-        changed = {line[3:] for line in out.splitlines() if line.strip()}
+        changed = set(status_paths(git([*STATUS_Z, "--", *paths], self.root).stdout))
         return tuple(p for p in paths if p in changed)
 
     def discard(self) -> None:
@@ -88,6 +85,8 @@ def remove_stale_workspaces(repo: GitRepo, parent: Path) -> list[str]:
                 )
                 shutil.rmtree(child, ignore_errors=True)
                 removed.append(child.name)
+            elif child.suffix == ".json":  # a pytest run's report, left by a killed process
+                child.unlink(missing_ok=True)
     with contextlib.suppress(GitError):  # prune only fails on a broken repository
         git(["worktree", "prune"], repo.root)
     return removed

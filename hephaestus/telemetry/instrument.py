@@ -291,6 +291,11 @@ def add_event(name: str, attributes: Mapping[str, Any]) -> None:
     trace.get_current_span().add_event(name, dict(attributes))
 
 
+def set_attributes(attributes: Mapping[str, Any]) -> None:
+    """Set attributes on the current span (a stage's findings, such as test counts)."""
+    trace.get_current_span().set_attributes(dict(attributes))
+
+
 @dataclass
 class ToolRun:
     """The span of a tool subprocess; :meth:`env` carries the trace into the child."""

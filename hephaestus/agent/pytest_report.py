@@ -1,0 +1,42 @@
+"""A pytest plugin that tells the agent how many tests a run collected.
+
+Loaded into the validation subprocess with ``-p hephaestus.agent.pytest_report``; it writes
+``{"collected": N}`` to the file named by ``HEPHAESTUS_PYTEST_REPORT`` once collection is
+done (deselected tests and ``items.clear()`` included), so the agent can refuse a run whose
+suite shrank or vanished whatever pytest's exit code says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPORT_ENV = "HEPHAESTUS_PYTEST_REPORT"
+_MAX_REPORT_BYTES = 4096
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Write how many test items survived collection."""
+    target = os.environ.get(REPORT_ENV)
+    if target:
+        Path(target).write_text(json.dumps({"collected": len(session.items)}))
+
+
+def read_report(path: Path) -> int | None:
+    """The count a run reported in ``path`` (then removed); ``None`` when it reported nothing."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_REPORT_BYTES)
+    except OSError:
+        return None
+    finally:
+        path.unlink(missing_ok=True)
+    try:
+        collected = json.loads(raw)["collected"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    valid = isinstance(collected, int) and not isinstance(collected, bool) and collected >= 0
+    return collected if valid else None
