@@ -16,6 +16,7 @@ import httpx
 from hephaestus import __version__
 from hephaestus.config import ConfigError, LLMConfig
 from hephaestus.llm.base import Completion, LLMError, Message, Role, llm_error
+from hephaestus.llm.jsontext import lone_surrogate
 
 
 class OpenAICompatibleProvider:
@@ -67,7 +68,7 @@ class OpenAICompatibleProvider:
             else self._config.request_timeout
         )
         try:
-            response = self._client.post("chat/completions", json=body, timeout=limit)
+            response = self._post(body, limit)
         except httpx.TimeoutException as exc:
             raise llm_error(
                 f"{model}: request timed out ({type(exc).__name__})", error_type="timeout"
@@ -80,9 +81,40 @@ class OpenAICompatibleProvider:
             raise _http_error(model, response)
         return _parse(model, response)
 
+    def _post(self, body: dict[str, object], limit: httpx.Timeout) -> httpx.Response:
+        """POST and read the body, refusing one over ``llm.max_response_bytes``."""
+        cap = self._config.max_response_bytes
+        with self._client.stream("POST", "chat/completions", json=body, timeout=limit) as response:
+            return read_capped(response, cap, str(body["model"]))
+
     def close(self) -> None:
         """Close pooled connections."""
         self._client.close()
+
+
+def read_capped(response: httpx.Response, cap: int, model: str) -> httpx.Response:
+    """``response`` read whole into a new response, or an error once it passes ``cap`` bytes."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _too_large(model, cap)
+    body = bytearray()
+    for chunk in response.iter_bytes():  # decoded: a small gzip bomb counts at full size
+        body += chunk
+        if len(body) > cap:
+            raise _too_large(model, cap)
+    headers = {
+        k: v for k, v in response.headers.items() if k not in ("content-encoding", "content-length")
+    }
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )
+
+
+def _too_large(model: str, cap: int) -> LLMError:
+    return LLMError(
+        f"{model}: the response is larger than {cap} bytes (llm.max_response_bytes)",
+        error_type="response_too_large",
+    )
 
 
 def _http_error(model: str, response: httpx.Response) -> LLMError:
@@ -112,10 +144,15 @@ def _parse(model: str, response: httpx.Response) -> Completion:
     try:
         data = response.json()
         text = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
         raise LLMError(
             f"{model}: the response is not a Chat Completions object", error_type="invalid_response"
         ) from None
+    if isinstance(text, str) and lone_surrogate(text):
+        raise LLMError(
+            f"{model}: the response's text holds a lone surrogate code point",
+            error_type="invalid_response",
+        )
     usage = data.get("usage") or {}
     return Completion(
         text=text if isinstance(text, str) else "",

@@ -42,6 +42,7 @@ class SystemMonitor:
             "repository": self._repository(),
             "workspace": self._workspace(),
             "llm": self.runner.llm_status(),
+            "sandbox": self.runner.sandbox.status(),
         }
 
     def problems(self) -> list[str]:
@@ -63,10 +64,14 @@ class SystemMonitor:
         return {"status": "ok", "path": str(self.runner.memory.path)}
 
     def _repository(self) -> dict[str, Any]:
-        head = self.runner.repo.head()
+        repo = self.runner.repo
+        head = repo.head()
         if head is None:
             return {"status": "error", "reason": "the repository has no commits"}
-        return {"status": "ok", "path": str(self.runner.repo.root), "head": head}
+        busy = repo.operation_in_progress()
+        if busy is not None:  # every cycle would fail at the commit: not ready
+            return {"status": "error", "reason": f"the repository is in the middle of {busy}"}
+        return {"status": "ok", "path": str(repo.root), "head": head}
 
     def _workspace(self) -> dict[str, Any]:
         parent = self.runner.workspaces_dir
