@@ -45,6 +45,7 @@ _KEPT_GIT_ENV = re.compile(
 )
 _LOCKED = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 LOCK_WAIT = 3.0  # seconds a command may wait for another git process's lock
+_sleep = time.sleep
 # what a repository in the middle of an operation has in its git dir, and how to end it
 _IN_PROGRESS = (
     ("MERGE_HEAD", "a merge", "git merge --continue or git merge --abort"),
@@ -113,7 +114,7 @@ def git(
                 f"git {' '.join(args)} in {cwd}: another git process held {locked.group(1)} "
                 f"for over {LOCK_WAIT:g}s (an editor or a git command running beside the agent)"
             )
-        time.sleep(pause)
+        _sleep(pause)
         waited, pause = waited + pause, min(pause * 2, 0.5)
     if check and proc.returncode != 0:
         raise GitError(

@@ -2,7 +2,9 @@
 
 A patched workspace passes only when pytest exits 0 *and* collected at least as many tests
 as the base commit did. The base's count is collected once per base commit, in a pristine
-worktree of it, under the same sandbox and arguments; both counts go on the validate span.
+worktree of it, under the same sandbox and arguments, unless the base is a commit this
+oracle validated itself (its count is then already known); both counts go on the validate
+span.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class TestOracle:
     repo: GitRepo
     secret: str = ""
     _baselines: dict[str, int] = field(default_factory=dict)
+    _validated: int | None = None  # what the last successful check collected
 
     def isolation(self, writable: tuple[Path, ...] = ()) -> Isolation:
         """The target hidden, its ``.git`` readable, ``writable`` (and the worktree) writable."""
@@ -46,6 +49,7 @@ class TestOracle:
 
     def check(self, workspace: Workspace) -> TestRun:
         """Run the patched suite; fail with ``tests_failed`` unless it vouches for the change."""
+        self._validated = None
         before = self.baseline(workspace)
         with telemetry.tool_span("pytest") as tool:
             env = tool.env()
@@ -65,7 +69,14 @@ class TestOracle:
         verdict = _verdict(run, before)
         if verdict is not None:
             raise CycleError(Reason.TESTS_FAILED, verdict, error_type=f"tests_{run.result}")
+        self._validated = run.collected
         return run
+
+    def committed(self, commit: str) -> None:
+        """``commit`` holds exactly the tree just validated: its count is the next baseline."""
+        if self._validated is not None:
+            self._baselines[commit] = self._validated
+            self._validated = None
 
     def baseline(self, workspace: Workspace) -> int:
         """How many tests the base commit collects (once per base, in a worktree of it)."""

@@ -361,6 +361,7 @@ class CycleRunner:
             self.journal,
             self._critical,
         )
+        self.oracle.committed(result.commit_sha)
 
     def llm_status(self) -> dict[str, object]:
         """Provider, models and breaker states for ``/api/health``.

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_binary
 from factories import (
     clean_env,
     git,
@@ -103,6 +104,16 @@ def output(proc: subprocess.Popen[str]) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
     try:
@@ -124,6 +135,13 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def patched_suite_runs(workspaces: Path) -> list[Path]:
+    """Pid files of running pytest processes validating a patch (not collecting the base)."""
+    if not workspaces.is_dir():
+        return []
+    return [p for p in workspaces.glob("*.pytest.pid") if not p.name.endswith(".base.pytest.pid")]
+
+
 def wait_for_pytest(
     repo: Path, proc: subprocess.Popen[str] | None = None, timeout: float = 60
 ) -> int:
@@ -131,7 +149,7 @@ def wait_for_pytest(
     deadline = time.monotonic() + timeout
     workspaces = repo / ".hephaestus" / "workspaces"
     while time.monotonic() < deadline:
-        for pid_file in workspaces.glob("*.pytest.pid") if workspaces.is_dir() else []:
+        for pid_file in patched_suite_runs(workspaces):
             text = pid_file.read_text().strip()
             if text:
                 return int(text)
@@ -309,7 +327,7 @@ def die():
 def die_once_pytest_runs(workspaces):
     while True:
         for pid_file in workspaces.glob("*.pytest.pid"):
-            if pid_file.read_text().strip():
+            if ".base." not in pid_file.name and pid_file.read_text().strip():  # not collection
                 time.sleep(0.3)  # pytest is inside the test by now
                 die()
         time.sleep(0.01)
@@ -318,7 +336,7 @@ def die_once_pytest_runs(workspaces):
 def on_stage(result, stage):
     if point == "commit" and stage.value == "commit":
         die()  # validated, committed nowhere yet
-    if point == "validate" and stage.value == "validate":
+    if point.startswith("validate") and stage.value == "validate":
         threading.Thread(target=die_once_pytest_runs, args=(runner.workspaces_dir,),
                          daemon=True).start()
 
@@ -351,6 +369,20 @@ elif point == "fast-forward":
         die()
 
     GitRepo.fast_forward = torn_fast_forward
+elif point == "ref-update":
+    def dies_moving_the_branch(self, commit):
+        """Die as git would between writing the work tree and moving HEAD's branch."""
+        changed = subprocess.run(["git", "diff", "--name-only", "HEAD", commit], cwd=self.root,
+                                 capture_output=True, text=True, check=True).stdout.split()
+        for path in changed:
+            content = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=self.root,
+                                     capture_output=True, check=True).stdout
+            (self.root / path).write_bytes(content)
+        for lock in ("index.lock", "HEAD.lock", "refs/heads/main.lock"):
+            (self.root / ".git" / lock).write_bytes(b"")
+        die()
+
+    GitRepo.fast_forward = dies_moving_the_branch
 
 runner = build_runner(load_config(), repo, on_stage=on_stage)
 if point != "recover":
@@ -359,7 +391,18 @@ if point != "recover":
 runner.close()
 '''
 
-KILL_POINTS = ["scan", "apply", "validate", "commit", "fast-forward", "after-fast-forward"]
+KILL_POINTS = [
+    "scan",
+    "apply",
+    "validate",
+    "validate-unsandboxed",
+    "commit",
+    "fast-forward",
+    "ref-update",
+    "after-fast-forward",
+]
+JOURNALED = ("fast-forward", "ref-update", "after-fast-forward")
+GIT_LOCKS = ("index.lock", "HEAD.lock", "refs/heads/main.lock")
 
 
 def drive(
@@ -386,19 +429,28 @@ def test_after_kill_9_the_next_start_recovers_and_runs_on(tmp_path, point):
     journal = repo / ".hephaestus" / "commit-journal.json"
     workspaces = repo / ".hephaestus" / "workspaces"
 
-    killed = drive(tmp_path, repo, point, {"SLOW_TESTS": "1"} if point == "validate" else None)
+    env = {"SLOW_TESTS": "1", "HEPHAESTUS_VALIDATION_PASS_ENV": "SLOW_TESTS"}
+    if point == "validate":
+        require_binary("bwrap")
+    if point == "validate-unsandboxed":
+        env["HEPHAESTUS_VALIDATION_SANDBOX"] = "none"
+
+    killed = drive(tmp_path, repo, point, env)
 
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     (row,) = memory_rows(repo)
     assert (row["status"], row["outcome"]) == ("running", None)
     assert len(worktrees(repo)) == 2 and len(list(workspaces.iterdir())) >= 1  # stale
-    assert journal.exists() == (point in ("fast-forward", "after-fast-forward"))
+    assert journal.exists() == (point in JOURNALED)
     orphan = None
-    if point == "validate":
-        (pid_file,) = workspaces.glob("*.pytest.pid")
+    if point.startswith("validate"):
+        (pid_file,) = patched_suite_runs(workspaces)
         orphan = int(pid_file.read_text())
+    if point == "validate":  # the sandbox dies with the agent (bwrap --die-with-parent)
+        assert wait_until(lambda: not group_alive(orphan)), "the sandbox outlived the agent"
+    if point == "validate-unsandboxed":
         assert alive(orphan)  # pytest outlived the agent (it runs in its own session)
-    if point == "fast-forward":
+    if point in ("fast-forward", "ref-update"):
         assert repo_snapshot(repo) != before  # the target really was half-changed
 
     recovered = drive(tmp_path, repo, "recover")  # the next start, before any cycle
@@ -414,7 +466,7 @@ def test_after_kill_9_the_next_start_recovers_and_runs_on(tmp_path, point):
     else:
         assert_clean(repo, before)
     assert not journal.exists()
-    assert not (repo / ".git" / "index.lock").exists()
+    assert [lock for lock in GIT_LOCKS if (repo / ".git" / lock).exists()] == []
     (row,) = memory_rows(repo)
     assert (row["status"], row["outcome"], row["reason"]) == ("finished", "aborted", "interrupted")
     if orphan is not None:
