@@ -16,7 +16,7 @@ from hephaestus import __version__
 from hephaestus.agent.build import build_runner, memory_path, span_file_path
 from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
 from hephaestus.agent.memory import Memory, MemoryStoreError
-from hephaestus.agent.models import CycleAborted, CycleResult, Outcome
+from hephaestus.agent.models import CycleAborted, CycleResult, Outcome, check_correlation_id
 from hephaestus.agent.recovery import AgentLocked
 from hephaestus.agent.workspace import WorkspaceError
 from hephaestus.config import Config, ConfigError, describe, load_config
@@ -29,6 +29,7 @@ from hephaestus.display import (
 )
 from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.sample import create_demo_repo
+from hephaestus.service.listen import ListenError
 from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
 from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
@@ -223,8 +224,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """``hephaestus run``."""
     if args.correlation_id is not None and args.cycles != 1:
         raise UsageError("--correlation-id names one cycle; use it with --cycles 1")
-    if args.correlation_id is not None and not args.correlation_id.strip():
-        raise UsageError("--correlation-id must not be empty")
+    if args.correlation_id is not None:
+        try:
+            check_correlation_id(args.correlation_id)
+        except ValueError as exc:
+            raise UsageError(f"--correlation-id: {exc}") from None
     config = _load(args)
     return _run_cycles(
         config, args.project, args.cycles, args.objective, args.correlation_id, console
@@ -333,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
     try:
         return COMMANDS[args.command](args, console)
-    except (UsageError, ConfigError, NotAGitRepository, FileExistsError) as exc:
+    except (UsageError, ConfigError, NotAGitRepository, FileExistsError, ListenError) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (

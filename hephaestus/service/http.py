@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hephaestus import telemetry
 from hephaestus.agent.memory import MemoryStoreError
+from hephaestus.agent.models import CORRELATION_ID_RULE, check_correlation_id
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import (
     DuplicateCorrelationId,
@@ -30,7 +30,6 @@ from hephaestus.service.queue import (
 MAX_BODY_BYTES = 16 * 1024
 MAX_OBJECTIVE_CHARS = 2_000
 MAX_CYCLES_LIMIT = 500
-CORRELATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _LOG = logging.getLogger("hephaestus.service.http")
 
 
@@ -135,6 +134,8 @@ def _objective_body(request: Request) -> dict[str, Any]:
         body = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise HTTPError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise HTTPError(
             HTTPStatus.BAD_REQUEST, 'the body must be a JSON object like {"objective": "..."}'
@@ -155,14 +156,13 @@ def _objective_body(request: Request) -> dict[str, Any]:
             f"{MAX_OBJECTIVE_CHARS} are allowed",
         )
     correlation_id = body.get("correlation_id")
-    if correlation_id is not None and (
-        not isinstance(correlation_id, str) or not CORRELATION_ID.match(correlation_id)
-    ):
-        raise HTTPError(
-            HTTPStatus.BAD_REQUEST,
-            "'correlation_id' must be 1-128 characters of "
-            "letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
-        )
+    if correlation_id is not None:
+        try:
+            check_correlation_id(correlation_id)
+        except ValueError:
+            raise HTTPError(
+                HTTPStatus.BAD_REQUEST, f"'correlation_id' must be {CORRELATION_ID_RULE}"
+            ) from None
     return body
 
 

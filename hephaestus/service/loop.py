@@ -12,6 +12,7 @@ from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.config import Config
 from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.service.http import ServiceAPI, ServiceHTTPServer
+from hephaestus.service.listen import ListenError
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import ObjectiveQueue
 from hephaestus.service.shutdown import GracefulShutdown
@@ -96,13 +97,17 @@ def serve_forever(
 ) -> int:
     """Build the runner and run the service in this (main) thread until a signal stops it."""
     runner = build_runner(config, project)
-    service = Service(
-        runner,
-        interval=interval,
-        host=host,
-        port=port,
-        grace=config.resilience.shutdown_grace,
-        on_cycle=on_cycle,
-    )
+    try:
+        service = Service(
+            runner,
+            interval=interval,
+            host=host,
+            port=port,
+            grace=config.resilience.shutdown_grace,
+            on_cycle=on_cycle,
+        )
+    except OSError as exc:  # the port is taken, or the host is not an address of ours
+        runner.close()
+        raise ListenError.wrap(host, port, exc) from None
     service.stop.install()
     return service.run()

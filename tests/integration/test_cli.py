@@ -137,3 +137,91 @@ def test_help_exists_for_every_command():
     for command in ("run", "demo", "serve", "history", "config"):
         proc = hephaestus(command, "--help")
         assert proc.returncode == 0 and "usage: hephaestus" in proc.stdout
+
+
+# -- one line and exit 2 for what an operator can fix -----------------------------------------
+def assert_one_line_usage_error(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("hephaestus: error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b'[agent]\nprovider = "caf\xe9"\n'), "is not UTF-8 text"),
+        (lambda p: p.mkdir(), "is a directory; pass a TOML file"),
+        (
+            lambda p: p.write_text('[validation]\npytest_args = ["-q", 5]\n'),
+            "validation.pytest_args[1] = 5 must be a string",
+        ),
+        (lambda p: p.write_text('[validation]\nsandbox = "docker"\n'), "validation.sandbox"),
+    ],
+    ids=["non-utf8", "a-folder", "list-item-type", "unknown-sandbox"],
+)
+def test_a_config_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, sample_repo, make, message):
+    config = tmp_path / "hephaestus.toml"
+    make(config)
+
+    proc = hephaestus("run", "--project", sample_repo, "--config", config)
+
+    assert_one_line_usage_error(proc, message)
+
+
+@pytest.mark.parametrize("correlation_id", ["../../victim", "abc\n", "-dash-first", "a/b", ""])
+def test_a_correlation_id_outside_the_rule_is_refused_before_anything_runs(
+    tmp_path, sample_repo, correlation_id
+):
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    proc = hephaestus("run", "--project", sample_repo, f"--correlation-id={correlation_id}")
+
+    assert_one_line_usage_error(proc, "--correlation-id")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no worktree outside
+    assert not (sample_repo / ".hephaestus" / "memory.db").exists()
+
+
+@pytest.mark.parametrize("where", ["a port in use", "an invalid host"])
+def test_serve_that_cannot_listen_is_one_line_and_exit_2(sample_repo, where):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        host = "127.0.0.1" if where == "a port in use" else "no such host!"
+        proc = hephaestus(
+            "serve", "--project", sample_repo, "--host", host, "--port", str(port), timeout=120
+        )
+
+    assert_one_line_usage_error(proc, f"cannot listen on {host}:{port}")
+    history = hephaestus("history", "--project", sample_repo, "--json")
+    assert history.returncode == 0 and history.stdout == ""  # no cycle ran
+
+
+def test_without_bwrap_the_agent_warns_once_naming_the_risk_and_the_package(tmp_path, sample_repo):
+    import os
+    import shutil
+
+    bin_dir = tmp_path / "bin"  # git, and nothing else on PATH: no bwrap
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    env = {"PATH": str(bin_dir)}
+
+    proc = hephaestus("run", "--project", sample_repo, env=env)
+    refused = hephaestus(
+        "run", "--project", sample_repo, env={**env, "HEPHAESTUS_VALIDATION_SANDBOX": "bwrap"}
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    warnings = [
+        json.loads(line)
+        for line in proc.stderr.splitlines()
+        if line.startswith("{") and "not sandboxed" in line
+    ]
+    assert len(warnings) == 1
+    assert warnings[0]["level"] == "warning"
+    assert "bubblewrap (bwrap) is not installed" in warnings[0]["event"]
+    assert "runs on the host" in warnings[0]["event"]
+    assert "install the Debian package bubblewrap" in warnings[0]["event"]
+    assert_one_line_usage_error(refused, "install the Debian package bubblewrap")
+    assert os.environ.get("PATH")  # the test's own PATH is untouched

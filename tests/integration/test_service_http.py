@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import free_port, make_agent, make_config
+from conftest import require_binary
+from factories import free_port, git, make_agent, make_config
 
 from hephaestus.agent.memory import Memory
 from hephaestus.service.http import MAX_BODY_BYTES, MAX_OBJECTIVE_CHARS
@@ -139,7 +141,54 @@ def test_health_before_any_cycle_reports_components_and_no_last_cycle(client):
         "repository": "ok",
         "workspace": "ok",
         "llm": "ok",
+        "sandbox": "ok" if shutil.which("bwrap") else "degraded",
     }
+
+
+def test_health_shows_whether_validation_is_sandboxed(sample_repo):
+    require_binary("bwrap")
+    states = {}
+    for mode in ("bwrap", "none"):
+        runner = make_agent(make_config(validation={"sandbox": mode}), sample_repo)
+        service = Service(runner, interval=0, host="127.0.0.1", port=0)
+        service.http.start()
+        try:
+            host, port = service.http.address
+            with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as http:
+                states[mode] = (http.get("/api/health").json(), http.get("/readyz").status_code)
+        finally:
+            service.http.stop()
+            runner.close()
+
+    sandboxed, _ = states["bwrap"]
+    assert sandboxed["components"]["sandbox"] == {
+        "status": "ok",
+        "mode": "bwrap",
+        "bwrap": shutil.which("bwrap"),
+    }
+    unsandboxed, ready = states["none"]
+    assert unsandboxed["status"] == "degraded"
+    assert unsandboxed["components"]["sandbox"]["status"] == "degraded"
+    assert "run on the host" in unsandboxed["components"]["sandbox"]["reason"]
+    assert ready == 200  # unsandboxed is a risk the operator chose, not a reason to stop
+
+
+def test_not_ready_while_the_repository_is_in_the_middle_of_a_merge(service, client, sample_repo):
+    assert client.get("/readyz").status_code == 200
+    git(sample_repo, "checkout", "-q", "-b", "side")
+    (sample_repo / "README.md").write_text("side\n")
+    git(sample_repo, "commit", "-q", "-am", "side")
+    git(sample_repo, "checkout", "-q", "main")
+    (sample_repo / "README.md").write_text("main\n")
+    git(sample_repo, "commit", "-q", "-am", "main")
+    subprocess.run(["git", "merge", "side"], cwd=sample_repo, capture_output=True, check=False)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    (reason,) = response.json()["reasons"]
+    assert reason.startswith("repository: the repository is in the middle of a merge")
+    assert "git merge --abort" in reason
 
 
 def test_health_after_a_cycle_names_it_by_correlation_and_trace_id(service, client):
@@ -274,7 +323,11 @@ def test_a_json_content_type_with_parameters_is_accepted(client):
             "'correlation_id' must be",
         ),
         (b'{"objective": "x", "correlation_id": 42}', "'correlation_id' must be"),
+        (b'{"objective": "x", "correlation_id": "abc\\n"}', "'correlation_id' must be"),
+        (b'{"objective": "x", "correlation_id": "../../victim"}', "'correlation_id' must be"),
         (b'{"objective": "x", "priority": 1}', "unknown field(s) priority"),
+        (b"[" * 8000 + b"]" * 8000, "nested too deeply"),
+        (b'{"objective": "x", "c": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
     ],
     ids=lambda value: (
         value[:30].decode("ascii", "backslashreplace") if isinstance(value, bytes) else None
