@@ -232,6 +232,7 @@ class ScriptedLLMServer:
 
     def __init__(self, default: Callable[[dict[str, Any]], Reply] | None = None) -> None:
         self.requests: list[Request] = []
+        self.answered = 0  # replies fully sent (a delayed one counts once its delay is over)
         self._script: list[Reply | Callable[[dict[str, Any]], Reply]] = []
         self._default = default or (lambda _body: Reply(status=500, body={"error": "unscripted"}))
         self._lock = threading.Lock()
@@ -296,6 +297,7 @@ def _handler_class(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+            server.answered += 1
 
     return Handler
 

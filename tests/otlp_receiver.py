@@ -12,6 +12,7 @@ receiver is closed.
 from __future__ import annotations
 
 import gzip
+import select
 import socket
 import threading
 import time
@@ -52,6 +53,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     status: int | None = None
     spans: int = 0
+    abandoned: threading.Event = field(default_factory=threading.Event)  # the client hung up
 
 
 def any_value(value: AnyValue) -> Any:
@@ -186,6 +188,17 @@ class OTLPReceiver(SpanStore):
         self._httpd.server_close()
 
 
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the client closed its end of ``conn`` (readable, and nothing to read)."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def _decode_body(raw: bytes, encoding: str) -> bytes:
     encoding = encoding.strip().lower()
     if encoding == "gzip":
@@ -230,8 +243,11 @@ def _handler_class(receiver: OTLPReceiver) -> type[BaseHTTPRequestHandler]:
             request = ReceivedRequest("POST", self.path, dict(self.headers))
             receiver._log(request)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if receiver.mode == "blackhole":
-                receiver._closing.wait()  # hold the connection open, answer nothing
+            if receiver.mode == "blackhole":  # hold the connection open, answer nothing
+                while not receiver._closing.wait(0.02):
+                    if _hung_up(self.connection):
+                        request.abandoned.set()
+                        break
                 self.close_connection = True
                 return
             if self.path.split("?")[0] != TRACES_PATH:

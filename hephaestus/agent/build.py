@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hephaestus import telemetry
@@ -37,8 +38,16 @@ def build_sandbox(config: Config) -> Sandbox:
     return sandbox
 
 
-def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleModels:
-    """The role models of the configured provider, with retries, breakers and chaos."""
+def build_models(
+    config: Config,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> RoleModels:
+    """The role models of the configured provider, with retries, breakers and chaos.
+
+    ``clock`` times the circuit breakers (tests pass one they move by hand).
+    """
     if config.agent.provider == "openai":
         from hephaestus.llm.openai import OpenAICompatibleProvider
 
@@ -57,6 +66,7 @@ def build_models(config: Config, env: Mapping[str, str] | None = None) -> RoleMo
         request_timeout=config.llm.request_timeout,
         breaker_threshold=resilience.breaker_failure_threshold,
         breaker_reset=resilience.breaker_reset_timeout,
+        clock=clock,
     )
 
 

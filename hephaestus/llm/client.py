@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hephaestus import telemetry
@@ -74,6 +75,7 @@ class RoleModels:
         request_timeout: float = 60.0,
         breaker_threshold: int = 3,
         breaker_reset: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.provider = provider
         self.policy = policy or RetryPolicy()
@@ -84,6 +86,7 @@ class RoleModels:
                 f"{provider.name}/{model}",
                 failure_threshold=breaker_threshold,
                 reset_timeout=breaker_reset,
+                clock=clock,
                 listeners=[_report_transition],
             )
             for model in self.all_models

@@ -178,7 +178,7 @@ def test_a_hanging_test_suite_is_a_timeout(llm_server, tmp_path):
     _, result = run_one(llm_server, repo, validation={"pytest_timeout": 1.0})
 
     assert result.reason is Reason.TIMEOUT
-    assert result.durations[Stage.VALIDATE] < 10
+    assert "did not finish within 1s" in result.detail  # cut, not waited out (it sleeps 30 s)
     assert_untouched(repo, before)
 
 

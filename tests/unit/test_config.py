@@ -301,6 +301,26 @@ def test_number_for_a_bool_in_the_file_is_refused(tmp_path):
         pytest.param(
             '[llm]\nmodels = "gpt"\n', ["llm.models", "'gpt'", "table"], id="str-for-table"
         ),
+        pytest.param(
+            '[validation]\npytest_args = ["-q", 5]\n',
+            ["validation.pytest_args[1] = 5", "must be a string"],
+            id="int-in-a-list-of-strings",
+        ),
+        pytest.param(
+            "[validation]\npass_env = [true]\n",
+            ["validation.pass_env[0] = True", "must be a string"],
+            id="bool-in-a-list-of-strings",
+        ),
+        pytest.param(
+            '[validation]\nsandbox = "docker"\n',
+            ["validation.sandbox", "'docker'", "auto", "bwrap", "none"],
+            id="unknown-sandbox",
+        ),
+        pytest.param(
+            "[llm]\nmax_response_bytes = 10\n",
+            ["llm.max_response_bytes", "10", ">= 1024"],
+            id="tiny-response-cap",
+        ),
         pytest.param("[agent]\nseed = -1\n", ["agent.seed", "-1", ">= 0"], id="below-min"),
         pytest.param(
             "[llm]\ntemperature = 2.5\n", ["llm.temperature", "2.5", "<= 2"], id="above-max"
@@ -533,3 +553,20 @@ def test_the_shipped_example_config_loads_and_says_what_it_shows():
     assert config.agent.provider == "openai"
     assert config.llm.models["brain"] == ["anthropic/claude-3.5-sonnet", "openai/gpt-4o-mini"]
     assert config.validation.strategies["DISCARD"] == []
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: p.write_bytes(b'[agent]\nprovider = "caf\xe9"\n'), "is not UTF-8 text \\(byte"),
+        (lambda p: p.mkdir(), "is a directory; pass a TOML file"),
+        (lambda p: p.write_bytes(b"#" * (1024 * 1024 + 1)), "is larger than 1048576 bytes"),
+    ],
+    ids=["latin-1", "a-directory", "oversized"],
+)
+def test_a_config_file_that_cannot_be_read_as_toml_is_a_config_error(tmp_path, write, message):
+    path = tmp_path / "hephaestus.toml"
+    write(path)
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})

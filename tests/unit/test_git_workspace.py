@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from factories import git, make_target_repo, repo_snapshot
 
-from hephaestus.agent.gitrepo import AGENT_DIR, GitError, GitRepo, NotAGitRepository
+from hephaestus.agent import gitrepo
+from hephaestus.agent.gitrepo import (
+    AGENT_DIR,
+    GitError,
+    GitLockBusy,
+    GitRepo,
+    NotAGitRepository,
+)
 from hephaestus.agent.gitrepo import git as run_git
 from hephaestus.agent.workspace import Workspace, WorkspaceError, remove_stale_workspaces
 
@@ -372,38 +379,125 @@ def test_remove_stale_workspaces_without_a_parent_dir_removes_nothing(repo, tmp_
     assert remove_stale_workspaces(repo, tmp_path / "never-created") == []
 
 
-# -- restoring paths -------------------------------------------------------------------------
-def test_restore_paths_puts_tracked_paths_back_and_deletes_created_ones(repo):
-    before = repo_snapshot(repo.root)
+# -- rolling back what the agent wrote -------------------------------------------------------
+@pytest.fixture
+def agents_commit(repo) -> tuple[str, str]:
+    """(base, commit): a child of HEAD that edits pkg/a.py, deletes nothing, adds pkg/new.py."""
     base = repo.require_head()
-    (repo.root / "pkg" / "a.py").write_text("A = 'edited'\n")
-    git(repo.root, "add", "pkg/a.py")  # staged too
-    (repo.root / "pkg" / "b.py").unlink()
-    (repo.root / "pkg" / "new.py").write_text("N = 1\n")
-    git(repo.root, "add", "pkg/new.py")
-    (repo.root / "pkg" / "loose.py").write_text("L = 1\n")  # untracked
+    (repo.root / "pkg" / "a.py").write_text("A = 'agent'\n")
+    (repo.root / "pkg" / "new.py").write_text("N = 'agent'\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "the agent's change")
+    commit = repo.require_head()
+    git(repo.root, "reset", "-q", "--hard", base)
+    return base, commit
 
-    repo.restore_paths(base, ["pkg/a.py", "pkg/b.py", "pkg/new.py", "pkg/loose.py"])
 
+def write_commit_content(repo: GitRepo, commit: str, *paths: str, stage: bool = False) -> None:
+    for path in paths:
+        (repo.root / path).write_text(git(repo.root, "show", f"{commit}:{path}"))
+    if stage:
+        git(repo.root, "add", "--", *paths)
+
+
+@pytest.mark.parametrize("stage", [False, True], ids=["work-tree", "work-tree-and-index"])
+def test_rollback_restores_files_that_hold_the_commits_content(repo, agents_commit, stage):
+    before = repo_snapshot(repo.root)
+    base, commit = agents_commit
+    write_commit_content(repo, commit, "pkg/a.py", "pkg/new.py", stage=stage)
+
+    restored = repo.rollback_paths(base, commit, ["pkg/a.py", "pkg/new.py", "pkg/b.py"])
+
+    assert restored == ["pkg/a.py", "pkg/new.py"]
     assert repo_snapshot(repo.root) == before
 
 
-def test_restore_paths_leaves_other_paths_alone(repo):
-    base = repo.require_head()
-    (repo.root / "pkg" / "a.py").write_text("A = 'edited'\n")
-    (repo.root / "README.md").write_text("# mine\n")
+def test_rollback_leaves_a_file_someone_else_changed_exactly_as_it_is(repo, agents_commit):
+    base, commit = agents_commit
+    (repo.root / "pkg" / "a.py").write_text("A = 'the operator'\n")
+    (repo.root / "pkg" / "new.py").write_text("N = 'the operator'\n")
 
-    repo.restore_paths(base, ["pkg/a.py"])
+    restored = repo.rollback_paths(base, commit, ["pkg/a.py", "pkg/new.py"])
 
-    assert (repo.root / "pkg" / "a.py").read_text() == "A = 1\n"
-    assert (repo.root / "README.md").read_text() == "# mine\n"
+    assert restored == []
+    assert (repo.root / "pkg" / "a.py").read_text() == "A = 'the operator'\n"
+    assert (repo.root / "pkg" / "new.py").read_text() == "N = 'the operator'\n"
 
 
-def test_restore_paths_of_only_created_files_deletes_them(repo):
+def test_rollback_with_nothing_written_changes_nothing(repo, agents_commit):
     before = repo_snapshot(repo.root)
-    (repo.root / "pkg" / "new.py").write_text("N = 1\n")
-    git(repo.root, "add", "pkg/new.py")
+    base, commit = agents_commit
 
-    repo.restore_paths(repo.require_head(), ["pkg/new.py", "never-existed.py"])
-
+    assert repo.rollback_paths(base, commit, ["pkg/a.py", "pkg/new.py", "never.py"]) == []
     assert repo_snapshot(repo.root) == before
+
+
+# -- git runs nothing the repository names ----------------------------------------------------
+def test_pathspec_magic_in_a_file_name_names_one_file(repo):
+    for name in ("pkg/*", ":(glob)**", "*.py"):
+        (repo.root / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo.root / name).write_text("x\n")
+
+    assert sorted(repo.dirty_paths(["pkg/*", ":(glob)**"])) == [":(glob)**", "pkg/*"]
+    run_git(["add", "--", "pkg/*"], repo.root)
+    staged = git(repo.root, "diff", "--cached", "--name-only", "-z").strip("\0").split("\0")
+    assert staged == ["pkg/*"]
+
+
+def test_odd_file_names_come_back_from_status_as_they_are_spelled(repo):
+    names = ["sp ace.txt", "naïve.txt", "new\nline.txt", 'quo"te.txt']
+    for name in names:
+        (repo.root / name).write_text("x\n")
+
+    assert sorted(repo.dirty_paths(names)) == sorted(names)
+
+
+def test_hooks_and_hook_paths_in_config_never_run(repo, tmp_path):
+    marker = tmp_path / "ran"
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for name in ("pre-commit", "post-checkout", "post-merge"):
+        (hooks / name).write_text(f'#!/bin/sh\necho {name} >> "{marker}"\n')
+        (hooks / name).chmod(0o755)
+    git(repo.root, "config", "core.hooksPath", str(hooks))
+
+    ws = Workspace.create(repo, repo.agent_dir / "workspaces", "hooked")
+    (ws.root / "pkg" / "a.py").write_text("A = 3\n")
+    ws.commit(("pkg/a.py",), "change")
+
+    assert not marker.exists()
+
+
+def test_variables_that_redirect_git_or_name_a_program_are_dropped(monkeypatch, tmp_path):
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GIT_SSH_COMMAND", "evil")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Operator")
+
+    env = gitrepo.git_env({"EXTRA": "1"})
+
+    assert {"GIT_DIR", "GIT_SSH_COMMAND", "GIT_CONFIG_COUNT"}.isdisjoint(env)
+    assert env["GIT_AUTHOR_NAME"] == "Operator" and env["EXTRA"] == "1"
+    assert env["GIT_LITERAL_PATHSPECS"] == "1"
+
+
+def test_a_lock_held_past_the_wait_is_a_clear_error(repo, monkeypatch):
+    monkeypatch.setattr(gitrepo, "LOCK_WAIT", 0.1)
+    naps: list[float] = []
+    monkeypatch.setattr(gitrepo, "_sleep", naps.append)
+    (repo.root / ".git" / "index.lock").write_bytes(b"")
+    (repo.root / "pkg" / "a.py").write_text("A = 3\n")
+
+    with pytest.raises(GitLockBusy) as info:
+        run_git(["add", "--", "pkg/a.py"], repo.root)
+
+    assert "another git process held" in str(info.value) and "index.lock" in str(info.value)
+    assert naps and sum(naps) >= 0.1  # it waited before giving up
+
+
+def test_the_git_dir_branch_and_paths_are_absolute(repo):
+    assert repo.git_dir() == (repo.root / ".git").resolve()
+    assert repo.branch() == "refs/heads/main"
+    assert repo.git_path("index.lock") == (repo.root / ".git" / "index.lock").resolve()
+    git(repo.root, "checkout", "-q", "--detach")
+    assert repo.branch() == ""

@@ -10,7 +10,12 @@ import json
 
 import pytest
 
-from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
+from hephaestus.llm.jsontext import (
+    InvalidModelOutput,
+    extract_json,
+    lone_surrogate,
+    nesting_depth,
+)
 
 PLAN = {
     "analysis": "add a docstring",
@@ -145,3 +150,52 @@ def test_error_message_quotes_the_start_of_the_answer():
 
 def test_invalid_model_output_is_a_value_error():
     assert issubclass(InvalidModelOutput, ValueError)
+
+
+# -- answers that are too deep or not text at all ---------------------------------------------
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[" * 100_000,
+        '{"a": ' + "[" * 65 + "]" * 65 + "}",
+        "Here: " + "{" * 5000,
+    ],
+    ids=["deep-array", "65-levels", "deep-in-prose"],
+)
+def test_an_answer_nested_deeper_than_64_levels_is_refused_without_decoding(answer):
+    with pytest.raises(InvalidModelOutput, match="nested"):
+        extract_json(answer)
+
+
+def test_64_levels_are_fine():
+    answer = '{"a": ' + "[" * 63 + "]" * 63 + "}"
+
+    assert nesting_depth(answer) == 64
+    assert isinstance(extract_json(answer)["a"], list)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    answer = json.dumps({"content": "[" * 500 + "{" * 500})
+
+    assert nesting_depth(answer) == 1
+    assert extract_json(answer) == {"content": "[" * 500 + "{" * 500}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"content": "\\ud800"}',
+        '{"content": "ok", "k\\udfff": 1}',
+        '{"content": "x\ud800y"}',
+        'prose \udc80 {"content": "ok"}',
+    ],
+    ids=["escaped-high", "escaped-in-a-key", "raw", "raw-in-prose"],
+)
+def test_a_lone_surrogate_raw_or_escaped_is_refused(answer):
+    with pytest.raises(InvalidModelOutput, match="surrogate"):
+        extract_json(answer)
+
+
+def test_a_surrogate_pair_is_just_an_emoji():
+    assert extract_json('{"content": "\\ud83d\\ude00"}') == {"content": "\U0001f600"}
+    assert not lone_surrogate("\U0001f600")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hephaestus.agent.models import CycleError, Operation, Patch, PatchPlan, Reason
-from hephaestus.agent.patches import apply_plan, parse_plan, safe_path
+from hephaestus.agent.patches import apply_plan, confine_plan, parse_plan, planned_files, safe_path
 
 
 def plan(*patches: dict[str, Any]) -> PatchPlan:
@@ -640,3 +640,52 @@ def test_patch_objects_built_directly_are_applied_too(root):
     direct = PatchPlan("direct", (Patch("pkg/mod.py", Operation.REPLACE, "y", "x"),))
 
     fails_with(Reason.PATCH_CONFLICT, direct, root)  # "x" occurs more than once
+
+
+# -- bounded content and confinement before any read ------------------------------------------
+def test_new_content_per_file_is_capped_across_patches():
+    half = "x" * 600
+    plan = {
+        "patches_to_apply": [
+            {"file_path": "a.py", "operation": "INSERT", "line_number": 1, "content": half},
+            {"file_path": "b.py", "operation": "INSERT", "line_number": 1, "content": half},
+            {"file_path": "a.py", "operation": "INSERT", "line_number": 1, "content": half},
+        ]
+    }
+
+    parse_plan(plan, max_file_bytes=1200)  # 1200 bytes into a.py: at the cap
+    with pytest.raises(CycleError) as info:
+        parse_plan(plan, max_file_bytes=1199)
+
+    assert info.value.reason is Reason.INVALID_PLAN
+    assert "over 1199 bytes into 'a.py'" in info.value.detail
+    assert "agent.max_plan_file_bytes" in info.value.detail
+
+
+def test_the_cap_counts_bytes_not_characters():
+    patch = {"file_path": "a.md", "operation": "CREATE_FILE", "content": "é" * 6}
+    plan = {"patches_to_apply": [patch]}
+
+    with pytest.raises(CycleError, match="over 11 bytes"):
+        parse_plan(plan, max_file_bytes=11)
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../x.py", ".git/config", "pkg/../../x"])
+def test_confine_plan_refuses_any_path_that_leaves_the_root(tmp_path, path):
+    patches = (Patch("ok.py", Operation.CREATE_FILE, "x"), Patch(path, Operation.CREATE_FILE, "x"))
+    plan = PatchPlan("", patches)
+
+    with pytest.raises(CycleError) as info:
+        confine_plan(plan, tmp_path)
+
+    assert info.value.reason is Reason.UNSAFE_PATH
+
+
+def test_planned_files_computes_the_result_without_writing(tmp_path):
+    (tmp_path / "a.py").write_text("A = 1\n")
+    plan = PatchPlan("", (Patch("a.py", Operation.REPLACE, "A = 2", block="A = 1"),))
+
+    planned = planned_files(plan, tmp_path)
+
+    assert planned["a.py"][1].text == "A = 2\n"
+    assert (tmp_path / "a.py").read_text() == "A = 1\n"

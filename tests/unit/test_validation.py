@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require_binary
 
 from hephaestus.agent.models import CycleError, Reason
+from hephaestus.agent.pytest_report import read_report
+from hephaestus.agent.sandbox import resolve_sandbox
+from hephaestus.agent.validation import Isolation, check_syntax, run_pytest
 from hephaestus.agent.validation import TestRun as PytestRun
-from hephaestus.agent.validation import check_syntax, run_pytest
 
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"]
 
@@ -201,27 +204,67 @@ HANGING_TEST = """\
     from pathlib import Path
 
     def test_hangs():
-        grandchild = subprocess.Popen(["sleep", "300"])
-        Path(os.environ["PIDS_FILE"]).write_text(f"{os.getpid()} {grandchild.pid}")
-        time.sleep(30)
+        grandchild = subprocess.Popen(["sleep", Path("sleep_for").read_text()])
+        Path("started").write_text(f"{os.getpid()} {grandchild.pid}")
+        time.sleep(300)
     """
 
 
-def test_a_hanging_run_times_out_and_its_whole_process_group_is_killed(tmp_path):
-    project, pids_file = tmp_path / "project", tmp_path / "pids"
-    write(project, {"test_hang.py": HANGING_TEST})
-    started = time.monotonic()
+def hanging_project(tmp_path: Path) -> tuple[Path, str]:
+    """A project whose test starts a grandchild and hangs; the grandchild's unique argv."""
+    project = tmp_path / "project"
+    token = f"{3000 + os.getpid() % 1000}.{time.time_ns() % 10**6:06d}"
+    write(project, {"test_hang.py": HANGING_TEST, "sleep_for": token})
+    return project, token
+
+
+def host_processes_running(token: str) -> list[int]:
+    """Live host processes whose command line is ``sleep <token>``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == f"sleep\0{token}\0".encode() and running(
+                int(cmdline.parent.name)
+            ):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def startup_baseline(project: Path, isolation: Isolation) -> float:
+    """How long a trivial pytest run takes here and now (the same load as the test's)."""
+    quick = project / "quick"
+    write(quick, {"test_quick.py": "def test_quick():\n    pass\n"})
+    return run_pytest(quick, PYTEST_ARGS, timeout=120, isolation=isolation).duration
+
+
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["host", "bwrap"])
+def test_a_hanging_run_times_out_and_everything_it_started_is_killed(tmp_path, sandboxed):
+    if sandboxed:
+        require_binary("bwrap")
+    isolation = Isolation(sandbox=resolve_sandbox("bwrap" if sandboxed else "none"))
+    project, token = hanging_project(tmp_path)
+    # long enough for the test to get going on this machine, under this load
+    timeout = 2 + 5 * startup_baseline(tmp_path, isolation)
 
     with pytest.raises(CycleError) as info:
-        run_pytest(project, PYTEST_ARGS, timeout=2, env={"PIDS_FILE": str(pids_file)})
+        run_pytest(project, PYTEST_ARGS, timeout=timeout, isolation=isolation)
 
-    assert time.monotonic() - started < 5
     assert info.value.reason is Reason.TIMEOUT
     assert info.value.error_type == "pytest_timeout"
     assert "process group was killed" in info.value.detail
-    assert pids_file.exists(), "the hanging test did not start its grandchild in time"
-    pytest_pid, grandchild_pid = map(int, pids_file.read_text().split())
-    assert wait_until_gone([pytest_pid, grandchild_pid]) == []
+    assert (project / "started").exists(), "the hanging test never started"
+    assert wait_until_none_running(token) == []  # the grandchild too: it did not finish
+    if not sandboxed:  # on the host the pids are ours to check as well
+        assert wait_until_gone([int(p) for p in (project / "started").read_text().split()]) == []
+
+
+def wait_until_none_running(token: str, within: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while (alive := host_processes_running(token)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return alive
 
 
 class Interrupted(BaseException):
@@ -229,22 +272,88 @@ class Interrupted(BaseException):
 
 
 def test_an_interrupted_run_kills_the_process_group_and_re_raises(tmp_path):
-    project, pids_file = tmp_path / "project", tmp_path / "pids"
-    write(project, {"test_hang.py": HANGING_TEST})
+    project, token = hanging_project(tmp_path)
 
     def interrupt(_signum, _frame):
         raise Interrupted
 
+    def interrupt_once_the_test_hangs() -> None:
+        while not (project / "started").exists():  # an event, not a guess at how long
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
     previous = signal.signal(signal.SIGUSR1, interrupt)
     # a signal handler runs in the main thread, interrupting the wait like SIGTERM would
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGUSR1))
-    timer.start()
+    watcher = threading.Thread(target=interrupt_once_the_test_hangs, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(Interrupted):
-            run_pytest(project, PYTEST_ARGS, timeout=30, env={"PIDS_FILE": str(pids_file)})
+            run_pytest(project, PYTEST_ARGS, timeout=600)
     finally:
-        timer.cancel()
         signal.signal(signal.SIGUSR1, previous)
 
-    assert pids_file.exists(), "the hanging test did not start its grandchild in time"
-    assert wait_until_gone([int(p) for p in pids_file.read_text().split()]) == []
+    assert wait_until_gone([int(p) for p in (project / "started").read_text().split()]) == []
+    assert wait_until_none_running(token) == []
+
+
+# -- what the run reports ---------------------------------------------------------------------
+def test_the_report_plugin_counts_what_was_collected_after_deselection(tmp_path):
+    write(
+        tmp_path,
+        {
+            "test_many.py": "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+            "conftest.py": """\
+        def pytest_collection_modifyitems(items):
+            del items[1:]
+        """,
+        },
+    )
+    pid_file = tmp_path.parent / f"{tmp_path.name}.pytest.pid"
+
+    run = run_pytest(tmp_path, PYTEST_ARGS, timeout=60, pid_file=pid_file)
+
+    assert (run.result, run.collected) == ("passed", 1)
+    assert not pid_file.exists() and not pid_file.with_suffix(".json").exists()
+
+
+def test_without_a_pid_file_nothing_is_reported(tmp_path):
+    write(tmp_path, {"test_ok.py": "def test_ok():\n    pass\n"})
+
+    assert run_pytest(tmp_path, PYTEST_ARGS, timeout=60).collected is None
+
+
+@pytest.mark.parametrize(
+    "text", ["", "not json", '{"collected": -1}', '{"collected": true}', '{"other": 1}']
+)
+def test_a_report_that_says_nothing_usable_is_none(tmp_path, text):
+    report = tmp_path / "report.json"
+    report.write_text(text)
+
+    assert read_report(report) is None
+    assert not report.exists()
+
+
+def test_the_environment_of_the_tests_is_an_allowlist(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-nope")
+    monkeypatch.setenv("PROBE_LLM_AUTH", "named-by-config")
+    monkeypatch.setenv("UNRELATED_SETTING", "x")
+    write(
+        tmp_path,
+        {
+            "test_env.py": """\
+        import os
+
+        def test_env():
+            assert "OPENAI_API_KEY" not in os.environ
+            assert "PROBE_LLM_AUTH" not in os.environ
+            assert "UNRELATED_SETTING" not in os.environ
+            assert os.environ["PASSED_ON"] == "yes"
+        """
+        },
+    )
+    monkeypatch.setenv("PASSED_ON", "yes")
+    isolation = Isolation(secret="PROBE_LLM_AUTH", passed=("PASSED_ON", "PROBE_LLM_AUTH"))
+
+    run = run_pytest(tmp_path, PYTEST_ARGS, timeout=60, isolation=isolation)
+
+    assert run.result == "passed", run.output_tail
