@@ -77,7 +77,7 @@ def test_each_cycle_arrives_as_one_whole_trace(receiver, sample_repo, given_by):
     assert_succeeded(results)
 
     assert receiver.wait_for(
-        lambda spans: sum(s["name"] == "pytest session" for s in spans) == 2, timeout=5
+        lambda spans: sum(s["name"] == "pytest session" for s in spans) == 2, timeout=60
     )
     spans = receiver.snapshot()
     assert {r.path for r in receiver.requests} == {"/v1/traces"}

@@ -95,7 +95,7 @@ def test_each_cycle_arrives_over_grpc_as_one_whole_trace(receiver, sample_repo, 
 
     assert receiver.wait_for(
         lambda spans: len(relayed([s for s in spans if s["name"] == "pytest session"])) == 2,
-        timeout=5,
+        timeout=60,
     )
     spans = receiver.snapshot()
     assert set(receiver.answered()) == {grpc.StatusCode.OK}

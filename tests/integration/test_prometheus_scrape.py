@@ -156,26 +156,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         wait_until(
             lambda: httpx.get(f"{stack.prometheus}/-/ready", timeout=5).status_code == 200,
-            20,
+            90,
             "Prometheus to be ready",
             stack,
             procs,
         )
         wait_until(
             lambda: query(stack, 'up{job="hephaestus"} == 1'),
-            20,
+            90,
             "Prometheus to scrape the service",
             stack,
             procs,
         )
         wait_until(
             lambda: query(stack, 'sum(hephaestus_cycles_total{job="hephaestus"}) >= 1'),
-            30,
+            90,
             "a cycle to be scraped",
             stack,
             procs,
         )
-        wait_until(lambda: has_exemplars(stack), 15, "exemplars", stack, procs)
+        wait_until(lambda: has_exemplars(stack), 90, "exemplars", stack, procs)
         yield stack
     finally:
         for proc in reversed(procs):

@@ -556,14 +556,14 @@ def test_serve_runs_cycles_takes_objectives_and_stops_cleanly_on_sigterm(sample_
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             wait_for(
                 lambda: client.get("/readyz").status_code == 200,
-                30,
+                90,
                 "/readyz 200",
                 proc,
                 stderr_path,
             )
             wait_for(
                 lambda: client.get("/api/health").json()["cycles_run"] >= 2,
-                40,
+                120,
                 "two cycles",
                 proc,
                 stderr_path,
@@ -589,7 +589,7 @@ def test_serve_runs_cycles_takes_objectives_and_stops_cleanly_on_sigterm(sample_
                     None,
                 )
 
-            row = wait_for(finished_row, 40, "the queued objective's cycle", proc, stderr_path)
+            row = wait_for(finished_row, 120, "the queued objective's cycle", proc, stderr_path)
             assert row["objective"] == "Add a docstring to the pricing module"
             assert TRACE_ID.match(row["trace_id"])
 

@@ -501,3 +501,19 @@ def test_the_git_dir_branch_and_paths_are_absolute(repo):
     assert repo.git_path("index.lock") == (repo.root / ".git" / "index.lock").resolve()
     git(repo.root, "checkout", "-q", "--detach")
     assert repo.branch() == ""
+
+
+def test_rollback_of_a_file_named_like_a_glob_takes_back_that_file_only(repo):
+    base = repo.require_head()
+    (repo.root / "pkg" / "*").write_text("a file named star\n")
+    git(repo.root, "add", "--", "pkg/*")
+    git(repo.root, "commit", "-q", "-m", "the agent's odd file")
+    commit = repo.require_head()
+    git(repo.root, "reset", "-q", "--soft", base)  # as a torn fast-forward leaves it
+
+    assert repo.rollback_paths(base, commit, ["pkg/*"]) == ["pkg/*"]
+
+    assert not (repo.root / "pkg" / "*").exists()
+    assert (repo.root / "pkg" / "a.py").read_text() == "A = 1\n"  # the folder is intact
+    assert (repo.root / "pkg" / "b.py").read_text() == "B = 2\n"
+    assert git(repo.root, "status", "--porcelain", "--untracked-files=all") == ""
