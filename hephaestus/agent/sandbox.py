@@ -111,9 +111,11 @@ class Sandbox:
             return {"status": "ok", "mode": self.mode, "bwrap": self.bwrap}
         return {"status": "degraded", "mode": self.mode, "reason": self.reason}
 
-    def home(self, source: Mapping[str, str]) -> str:
-        """``HOME`` for the tests: a private one in the sandbox, the agent's otherwise."""
-        return SANDBOX_HOME if self.isolated else source.get("HOME", str(Path.home()))
+    def private_env(self, source: Mapping[str, str]) -> dict[str, str]:
+        """``HOME`` and ``TMPDIR`` for the tests: the private ``/tmp`` in the sandbox."""
+        if self.isolated:
+            return {"HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_HOME}
+        return {k: source[k] for k in ("HOME", "TMPDIR") if k in source}
 
     def command(
         self,

@@ -104,7 +104,7 @@ def run_pytest(
         writable.append(report)
         args = [*REPORT_PLUGIN, *args]
     sandbox = isolation.sandbox
-    base = {**os.environ, "HOME": sandbox.home(os.environ)}
+    extra.update(sandbox.private_env(os.environ))
     argv = sandbox.command(
         [sys.executable, "-m", "pytest", *args],
         workdir=root,
@@ -116,7 +116,7 @@ def run_pytest(
     proc = subprocess.Popen(
         argv,
         cwd=root,
-        env=validation_env(base, extra, secret=isolation.secret, passed=isolation.passed),
+        env=validation_env(os.environ, extra, secret=isolation.secret, passed=isolation.passed),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

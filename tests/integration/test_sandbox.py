@@ -83,6 +83,7 @@ def remount():
 def test_probe():
     found = {
         "env": sorted(k for k in os.environ if "KEY" in k or "TOKEN" in k),
+        "home_env": os.environ.get("HOME"),
         "network": attempt(connect),
         "proc": secret_in_any_process(),
         "home": attempt(lambda: Path(TARGETS["home_secret"]).read_text()),
@@ -169,6 +170,7 @@ def test_in_the_sandbox_a_models_code_reaches_no_network_no_secret_and_writes_on
     found = probe(tmp_path, sandbox, port, monkeypatch)
 
     assert found["env"] == []  # neither the API key's variable nor any *_TOKEN
+    assert found["home_env"] == "/tmp"  # a private, empty, writable home
     assert found["network"].startswith("denied"), found
     assert accepted == []
     assert found["proc"] == "not found"  # no view of the agent's environment via /proc
@@ -192,6 +194,7 @@ def test_on_the_host_the_same_code_reaches_the_network_and_the_repository(
     found = probe(tmp_path, sandbox, port, monkeypatch)
 
     assert found["env"] == []  # the allowlisted environment holds even without a sandbox
+    assert found["home_env"] == str(tmp_path / "home")
     assert found["network"] == "connected" and len(accepted) == 1
     assert found["home"].startswith("machine example.com")
     assert found["untracked"] == f"API_KEY={SECRET}\n"

@@ -248,7 +248,12 @@ def test_the_root_totals_add_up_the_model_calls(succeeded):
 
 def test_validation_runs_pytest_as_a_tool_span_that_the_subprocess_joins(succeeded):
     validate = succeeded.one("hephaestus.validate")
-    [tool] = succeeded.children(validate)
+    # the base commit's tests are counted first (once per base), then the patched suite runs
+    [collect, tool] = succeeded.children(validate)
+    assert collect["name"] == "execute_tool pytest --collect-only"
+    before = validate["attributes"]["hephaestus.tests.collected_before"]
+    assert before > 0
+    assert validate["attributes"]["hephaestus.tests.collected_after"] == before
     assert tool["name"] == "execute_tool pytest"
     assert tool["attributes"]["gen_ai.tool.name"] == "pytest"
     assert tool["attributes"]["hephaestus.tool.result"] == "passed"

@@ -15,6 +15,7 @@ from conftest import require_binary
 
 from hephaestus.agent.sandbox import (
     BWRAP_PACKAGE,
+    Sandbox,
     SandboxUnavailable,
     is_secret_name,
     resolve_sandbox,
@@ -159,3 +160,12 @@ def test_the_bwrap_command_isolates_and_binds_the_most_specific_path_last(tmp_pa
     assert ("--bind", str(span_file.resolve())) in mounts
     assert ("--tmpfs", "/tmp") in mounts
     assert argv[argv.index("--chdir") + 1] == str(worktree)
+
+
+def test_home_and_tmpdir_are_private_in_the_sandbox_and_the_agents_otherwise(tmp_path):
+    host = {"HOME": "/home/operator", "TMPDIR": "/var/tmp/op"}
+
+    assert resolve_sandbox("none").private_env(host) == host
+    assert resolve_sandbox("none").private_env({}) == {}
+    bwrap = Sandbox("bwrap", bwrap="/usr/bin/bwrap")
+    assert bwrap.private_env(host) == {"HOME": "/tmp", "TMPDIR": "/tmp"}
