@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from factories import ScriptedLLMServer, make_target_repo
 
+pytest_plugins = ["pytester"]  # runs the agent's own pytest plugins in-process
+
 
 @pytest.fixture
 def sample_repo(tmp_path: Path) -> Path:

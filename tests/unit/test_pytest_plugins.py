@@ -1,0 +1,88 @@
+"""The two plugins the agent loads into the validation subprocess, run in-process here.
+
+``hephaestus.agent.pytest_report`` tells the agent how many tests were collected;
+``hephaestus.telemetry.pytest_plugin`` joins the agent's trace and writes the session's
+spans to the file the agent relays them from. In the real run they live in a sandboxed
+subprocess; here pytester runs them in this process, on a real little test suite.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hephaestus.agent.pytest_report import REPORT_ENV, read_report
+from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, read_span_file
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+SUITE = """
+import pytest
+
+def test_passes():
+    pass
+
+def test_fails():
+    assert False
+
+@pytest.mark.skip(reason="later")
+def test_skipped():
+    pass
+"""
+
+
+def test_the_report_plugin_writes_the_collected_count(pytester, monkeypatch, tmp_path):
+    report = tmp_path / "run.json"
+    monkeypatch.setenv(REPORT_ENV, str(report))
+    pytester.makepyfile(test_suite=SUITE)
+
+    pytester.runpytest_inprocess("-p", "hephaestus.agent.pytest_report", "-k", "not fails")
+
+    assert json.loads(report.read_text()) == {"collected": 2}  # after deselection
+    assert read_report(report) == 2
+
+
+def test_the_report_plugin_without_its_variable_writes_nothing(pytester, monkeypatch, tmp_path):
+    monkeypatch.delenv(REPORT_ENV, raising=False)
+    pytester.makepyfile(test_suite=SUITE)
+
+    result = pytester.runpytest_inprocess("-p", "hephaestus.agent.pytest_report")
+
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_the_telemetry_plugin_joins_the_trace_and_writes_one_span_per_test(
+    pytester, monkeypatch, tmp_path
+):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    monkeypatch.setenv("BAGGAGE", "hephaestus.correlation_id=corr-plugin")
+    pytester.makepyfile(test_suite=SUITE)
+
+    result = pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
+
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    spans = list(read_span_file(span_file))
+    (session,) = [s for s in spans if s["name"] == "pytest session"]
+    tests = [s for s in spans if s["name"] == "pytest test"]
+    assert (session["trace_id"], session["parent_span_id"]) == (TRACE_ID, PARENT_ID)
+    assert session["attributes"]["hephaestus.correlation_id"] == "corr-plugin"
+    assert session["attributes"]["process.exit.code"] == 1
+    assert session["attributes"]["hephaestus.tests.passed"] == 1
+    assert session["attributes"]["hephaestus.tests.failed"] == 1
+    assert sorted(t["attributes"]["test.case.result.status"] for t in tests) == ["fail", "pass"]
+    assert {t["parent_span_id"] for t in tests} == {session["span_id"]}
+
+
+def test_the_telemetry_plugin_without_a_trace_context_records_nothing(
+    pytester, monkeypatch, tmp_path
+):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.delenv("TRACEPARENT", raising=False)
+    pytester.makepyfile(test_suite=SUITE)
+
+    pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
+
+    assert not span_file.exists()
