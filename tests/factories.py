@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hephaestus.agent.build import build_runner
+from hephaestus.agent.models import CycleResult
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.config import Config
 from hephaestus.llm.base import Message, Role
@@ -119,9 +120,43 @@ def repo_snapshot(path: Path) -> dict[str, Any]:
     }
 
 
+def start_conflicting_merge(repo: Path) -> None:
+    """Leave ``repo`` (on ``main``) in a real merge stopped by a conflict: MERGE_HEAD exists."""
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "README.md").write_text("side\n")
+    git(repo, "commit", "-q", "-am", "side")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("main\n")
+    git(repo, "commit", "-q", "-am", "main")
+    merge = subprocess.run(["git", "merge", "side"], cwd=repo, capture_output=True, check=False)
+    assert merge.returncode != 0 and (repo / ".git" / "MERGE_HEAD").exists()
+
+
+def eventually(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until it holds (``True``) or ``timeout`` passes (``False``).
+
+    The bound only ends a wait for an event that never comes; it returns at the event.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def make_agent(config: Config, repo: Path, **kwargs: Any) -> CycleRunner:
     """A ready cycle runner on ``repo``."""
     return build_runner(config, repo, **kwargs)
+
+
+def run_one_cycle(config: Config, repo: Path, **kwargs: Any) -> CycleResult:
+    """One cycle on ``repo`` by a runner of its own, closed afterwards."""
+    runner = make_agent(config, repo, **kwargs)
+    try:
+        return runner.run_cycle()
+    finally:
+        runner.close()
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -13,7 +13,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from factories import git, make_agent, make_config, make_target_repo, repo_snapshot, run_cli
+from factories import (
+    git,
+    make_agent,
+    make_config,
+    make_target_repo,
+    repo_snapshot,
+    run_cli,
+    run_one_cycle,
+    start_conflicting_merge,
+)
 
 from hephaestus.agent import gitrepo
 from hephaestus.agent.gitrepo import GitRepo, RepositoryBusy
@@ -51,11 +60,7 @@ def test_a_lock_another_process_releases_is_waited_for_and_the_cycle_commits(
         lock.unlink(missing_ok=True)  # released while the agent waits
 
     monkeypatch.setattr(gitrepo, "_sleep", the_other_process_finishes)
-    runner = make_agent(make_config(), sample_repo, on_stage=listener)
-    try:
-        result = runner.run_cycle()
-    finally:
-        runner.close()
+    result = run_one_cycle(make_config(), sample_repo, on_stage=listener)
 
     assert result.outcome is Outcome.SUCCEEDED, result.detail
     assert waits, "the fast-forward never met the lock"
@@ -68,11 +73,7 @@ def test_a_failed_fast_forward_is_rolled_back_at_once_and_a_restart_keeps_later_
     monkeypatch.setattr(gitrepo, "LOCK_WAIT", 0.2)
     listener, lock = hold_index_lock_at_commit(sample_repo)
     before = repo_snapshot(sample_repo)
-    runner = make_agent(make_config(), sample_repo, on_stage=listener)
-    try:
-        result = runner.run_cycle()
-    finally:
-        runner.close()
+    result = run_one_cycle(make_config(), sample_repo, on_stage=listener)
 
     assert result.reason is Reason.PATCH_CONFLICT, result.detail
     assert "index.lock" in result.detail and "rolled back" in result.detail
@@ -206,18 +207,6 @@ def test_no_fast_forward_starts_over_an_unfinished_journal(sample_repo):
 
 
 # -- a repository in the middle of something --------------------------------------------------
-def start_conflicting_merge(repo: Path) -> None:
-    """Leave ``repo`` in a real merge with a conflict (MERGE_HEAD exists)."""
-    git(repo, "checkout", "-q", "-b", "side")
-    (repo / "README.md").write_text("side\n")
-    git(repo, "commit", "-q", "-am", "side")
-    git(repo, "checkout", "-q", "main")
-    (repo / "README.md").write_text("main\n")
-    git(repo, "commit", "-q", "-am", "main")
-    merge = subprocess.run(["git", "merge", "side"], cwd=repo, capture_output=True, check=False)
-    assert merge.returncode != 0 and (repo / ".git" / "MERGE_HEAD").exists()
-
-
 def test_a_repository_in_the_middle_of_a_merge_is_refused_at_start(sample_repo):
     start_conflicting_merge(sample_repo)
     before = repo_snapshot(sample_repo)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import make_agent, make_config, make_target_repo
+from factories import eventually, make_agent, make_config, make_target_repo
 from otlp_receiver import OTLPReceiver, closed_port_url, export_failures
 
 from hephaestus import __version__
@@ -218,15 +218,6 @@ def test_a_collector_that_never_answers_neither_slows_cycles_nor_blocks_shutdown
 def held(receiver: OTLPReceiver) -> list[Any]:
     """Requests the receiver holds: sent, unanswered, the client still waiting."""
     return [r for r in receiver.requests if r.status is None and not r.abandoned.is_set()]
-
-
-def eventually(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_a_collector_answering_503_is_counted_and_cycles_go_on(sample_repo):

@@ -9,13 +9,13 @@ pytest subprocess recorded and the agent relayed included; and a collector that 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from factories import make_agent, make_config, make_target_repo
+from factories import eventually, make_agent, make_config, make_target_repo
 from otlp_grpc_receiver import OTLPGrpcReceiver
 from otlp_receiver import closed_port_url, export_failures
 
@@ -31,16 +31,6 @@ CORRELATION = "hephaestus.correlation_id"
 def receiver() -> Iterator[OTLPGrpcReceiver]:
     with OTLPGrpcReceiver() as server:
         yield server
-
-
-def eventually(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; its last verdict."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def run_cycles(

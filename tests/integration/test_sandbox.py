@@ -21,7 +21,6 @@ from factories import (
     PRICING,
     answer_by_task,
     git,
-    make_agent,
     make_config,
     make_target_repo,
     objective,
@@ -29,6 +28,7 @@ from factories import (
     plan,
     replace,
     repo_snapshot,
+    run_one_cycle,
 )
 
 from hephaestus.agent.gitrepo import GitRepo
@@ -226,11 +226,7 @@ def test_an_import_time_attack_in_a_patch_cannot_read_the_key_or_touch_the_targe
         review=json.dumps({"approved": True, "feedback": "fine"}),
     )
     config = openai_config(llm_server, llm={"api_key_env": "PROBE_LLM_AUTH"})  # sandbox: auto
-    runner = make_agent(config, sample_repo, env={"PROBE_LLM_AUTH": SECRET})
-    try:
-        result = runner.run_cycle()
-    finally:
-        runner.close()
+    result = run_one_cycle(config, sample_repo, env={"PROBE_LLM_AUTH": SECRET})
 
     # the tests passed without ever seeing the key, so the (review-approved) change landed...
     assert result.outcome is Outcome.SUCCEEDED, result.detail
@@ -268,11 +264,7 @@ def test_a_patch_that_plants_a_git_hook_never_gets_it_run_and_is_not_committed_u
         review=json.dumps({"approved": True, "feedback": "fine"}),
     )
     head = git(sample_repo, "rev-parse", "HEAD").strip()
-    runner = make_agent(openai_config(llm_server, validation={"sandbox": sandbox}), sample_repo)
-    try:
-        result = runner.run_cycle()
-    finally:
-        runner.close()
+    result = run_one_cycle(openai_config(llm_server, validation={"sandbox": sandbox}), sample_repo)
 
     hook = sample_repo / ".git" / "hooks" / "post-merge"
     if sandbox == "bwrap":  # .git is read-only in the sandbox: the hook never appears
@@ -297,11 +289,7 @@ def test_the_agents_own_git_commands_never_run_the_repositorys_hooks(tmp_path):
     assert marker.read_text().split() == ["pre-commit", "commit-msg", "post-commit"]
     marker.unlink()
 
-    runner = make_agent(make_config(), repo)
-    try:
-        result = runner.run_cycle()
-    finally:
-        runner.close()
+    result = run_one_cycle(make_config(), repo)
 
     assert result.outcome is Outcome.SUCCEEDED, result.detail
     assert not marker.exists()  # worktree add, commit and the fast-forward ran none of them

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import require_binary
-from factories import free_port, git, make_agent, make_config
+from factories import free_port, make_agent, make_config, start_conflicting_merge
 
 from hephaestus.agent.memory import Memory
 from hephaestus.service.http import MAX_BODY_BYTES, MAX_OBJECTIVE_CHARS
@@ -175,13 +175,7 @@ def test_health_shows_whether_validation_is_sandboxed(sample_repo):
 
 def test_not_ready_while_the_repository_is_in_the_middle_of_a_merge(service, client, sample_repo):
     assert client.get("/readyz").status_code == 200
-    git(sample_repo, "checkout", "-q", "-b", "side")
-    (sample_repo / "README.md").write_text("side\n")
-    git(sample_repo, "commit", "-q", "-am", "side")
-    git(sample_repo, "checkout", "-q", "main")
-    (sample_repo / "README.md").write_text("main\n")
-    git(sample_repo, "commit", "-q", "-am", "main")
-    subprocess.run(["git", "merge", "side"], cwd=sample_repo, capture_output=True, check=False)
+    start_conflicting_merge(sample_repo)
 
     response = client.get("/readyz")
 

@@ -24,6 +24,7 @@ import pytest
 from conftest import require_binary
 from factories import (
     clean_env,
+    eventually,
     git,
     make_agent,
     make_config,
@@ -102,16 +103,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
 def output(proc: subprocess.Popen[str]) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def alive(pid: int) -> bool:
@@ -451,7 +442,7 @@ def test_after_kill_9_the_next_start_recovers_and_runs_on(tmp_path, point):
         (pid_file,) = patched_suite_runs(workspaces)
         orphan = int(pid_file.read_text())
     if point == "validate":  # the sandbox dies with the agent (bwrap --die-with-parent)
-        assert wait_until(lambda: not group_alive(orphan)), "the sandbox outlived the agent"
+        assert eventually(lambda: not group_alive(orphan), 60), "the sandbox outlived the agent"
     if point == "validate-unsandboxed":
         assert alive(orphan)  # pytest outlived the agent (it runs in its own session)
     if point in ("fast-forward", "ref-update"):
