@@ -37,9 +37,12 @@ def no_ambient_otel(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def require_binary(name: str) -> str:
-    """The path of ``name``; skip without it locally, fail in CI (``CI=true``)."""
-    path = shutil.which(name)
+def require_binary(name: str, *aliases: str) -> str:
+    """The path of ``name`` (or of an alias); skip without it locally, fail in CI (``CI=true``).
+
+    Aliases cover binaries a distribution renames (Debian's ``prometheus-alertmanager``).
+    """
+    path = next(filter(None, map(shutil.which, (name, *aliases))), None)
     if path is None:
         message = f"{name} is not installed; `make test` installs it (Debian package)"
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
