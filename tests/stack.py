@@ -93,7 +93,7 @@ def serve_args(repo: Path, port: int, interval: float) -> list[str]:
     ]
 
 
-def prometheus_args(binary: str, config: Path, data: Path, port: int) -> list[str]:
+def prometheus_args(binary: str, config: Path, data: Path, port: int, *extra: str) -> list[str]:
     """A Prometheus on 127.0.0.1:``port`` that keeps exemplars."""
     return [
         binary,
@@ -101,6 +101,7 @@ def prometheus_args(binary: str, config: Path, data: Path, port: int) -> list[st
         f"--storage.tsdb.path={data}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--enable-feature=exemplar-storage",
+        *extra,
     ]
 
 
