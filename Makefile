@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CYCLES ?= 12
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-deps lint format bench clean
+.PHONY: run test install system-deps generate lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,19 +20,33 @@ install: $(STAMP)
 run: install
 	$(BIN)/hephaestus demo --cycles $(CYCLES)
 
-## system-deps: Debian's prometheus (promtool) and prometheus-alertmanager (amtool) for the tests
+## system-deps: the Debian packages the tests need, installed with apt-get when run as root.
+##   One `binary:package` pair a line: a test that needs a binary adds its line here.
+DEBIAN_DEPS += prometheus:prometheus
+DEBIAN_DEPS += promtool:prometheus
+DEBIAN_DEPS += prometheus-alertmanager:prometheus-alertmanager
+DEBIAN_DEPS += amtool:prometheus-alertmanager
+DEBIAN_DEPS += docker-compose:docker-compose
+
 system-deps:
 	@missing=""; \
-	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
+	for pair in $(DEBIAN_DEPS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	missing="$$(printf '%s\n' $$missing | sort -u | tr '\n' ' ')"; \
+	if [ -z "$${missing# }" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian packages:$$missing"; \
+	  echo "installing Debian packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends $$missing >/dev/null; \
 	else \
-	  echo "warning: missing$$missing; install with: sudo apt-get install$$missing" >&2; \
+	  echo "warning: missing $$missing; install with: sudo apt-get install $$missing" >&2; \
 	fi
+
+## generate: write the Prometheus rules, Grafana dashboards and data sources from the
+##           metrics catalog (committed; a test fails when they are out of date)
+generate: install
+	$(BIN)/python -m hephaestus.observability
 
 CRITICAL := hephaestus/resilience/*,hephaestus/agent/patches.py
 
