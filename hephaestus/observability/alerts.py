@@ -114,7 +114,6 @@ def _down_alert() -> Alert:
 
 
 def _kpi_alerts() -> list[Alert]:
-    cycles = "hephaestus_cycles_total"
     return [
         Alert(
             "HephaestusAgentResponseSlow",
@@ -145,6 +144,12 @@ def _kpi_alerts() -> list[Alert]:
             "{{ $value | humanizeDuration }} (objective: under "
             f"{number(TARGETS.mttr_seconds)}s).",
         ),
+    ]
+
+
+def _failure_alerts() -> list[Alert]:
+    cycles = "hephaestus_cycles_total"
+    return [
         Alert(
             "HephaestusInternalErrors",
             f"sum by (job, instance) "
@@ -237,6 +242,7 @@ def all_alerts() -> list[Alert]:
         _down_alert(),
         *slo_alerts(),
         *_kpi_alerts(),
+        *_failure_alerts(),
         *_dependency_alerts(),
         watchdog(),
     ]
