@@ -9,14 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hephaestus.observability import recording as rec
-from hephaestus.observability.kpis import (
-    AVAILABILITY_SLO,
-    SLO,
-    SLO_PERIOD,
-    SUCCESS_SLO,
-    TARGETS,
-    BurnWindow,
-)
+from hephaestus.observability.kpis import SLO, SLO_PERIOD, SLOS, TARGETS, BurnWindow
 from hephaestus.observability.promql import number, selector
 
 RUNBOOK = "docs/runbooks.md"
@@ -51,53 +44,38 @@ class Alert:
         return rule
 
 
-def _burn_alert(slo: SLO, window: BurnWindow, condition: str, what: str) -> Alert:
+def _burn_alert(slo: SLO, window: BurnWindow) -> Alert:
     threshold = number(window.factor)
     expr = (
         f"{rec.burn_rate(slo, window.long)} > {threshold}\n"
         f"and\n{rec.burn_rate(slo, window.short)} > {threshold}"
     )
+    share = number(slo.error_threshold(window) * 100)
+    tier = "pages" if window.severity == "critical" else "opens a ticket"
+    description = (
+        f"{{{{ $labels.instance }}}} is burning its {number(slo.objective * 100)} % "
+        f'{slo.title.lower()} error budget {{{{ $value | printf "%.1f" }}}}x as fast as '
+        f"allowed over the last {window.long}, and over {threshold}x in the last "
+        f"{window.short} (more than {share} % of {slo.bad_events}). At {threshold}x, "
+        f"{window.budget_spent() * 100:.2g} % of the {SLO_PERIOD} budget goes in "
+        f"{window.long}: this {tier}."
+    )
     if slo.min_events:
         expr += f"\nand\n{rec.cycles_increase(window.long)} >= {slo.min_events}"
-    tier = "pages" if window.severity == "critical" else "opens a ticket"
+        description += f" Only counted once {slo.min_events} cycles finished in {window.long}."
     return Alert(
         slo.alert,
         expr,
         window.severity,
         f"Hephaestus is burning its {slo.title.lower()} error budget too fast",
-        f"{{{{ $labels.instance }}}} is burning its {number(slo.objective * 100)} % "
-        f'{slo.title.lower()} error budget {{{{ $value | printf "%.1f" }}}}x as fast as '
-        f"allowed over the last {window.long}, and over {threshold}x in the last "
-        f"{window.short} ({what}). At {threshold}x, {window.budget_spent() * 100:.2g} % "
-        f"of the {SLO_PERIOD} budget goes in {window.long}: this {tier}. {condition}",
+        description,
         labels={"long_window": window.long, "short_window": window.short},
     )
 
 
 def slo_alerts() -> list[Alert]:
     """Multi-window, multi-burn-rate alerts on the success and availability SLOs."""
-    alerts = []
-    for window in SUCCESS_SLO.windows:
-        share = number(SUCCESS_SLO.error_threshold(window) * 100)
-        alerts.append(
-            _burn_alert(
-                SUCCESS_SLO,
-                window,
-                f"Only counted once {SUCCESS_SLO.min_events} cycles finished in {window.long}.",
-                f"more than {share} % of cycles did not succeed",
-            )
-        )
-    for window in AVAILABILITY_SLO.windows:
-        share = number(AVAILABILITY_SLO.error_threshold(window) * 100)
-        alerts.append(
-            _burn_alert(
-                AVAILABILITY_SLO,
-                window,
-                "Scrapes that failed are the errors.",
-                f"more than {share} % of scrapes failed",
-            )
-        )
-    return alerts
+    return [_burn_alert(slo, window) for slo in SLOS for window in slo.windows]
 
 
 def _down_alert() -> Alert:

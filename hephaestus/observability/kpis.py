@@ -71,6 +71,8 @@ class SLO:
     objective: float
     alert: str
     windows: tuple[BurnWindow, ...]
+    bad_events: str
+    """What the errors are, as a description says it (``scrapes failed``)."""
     min_events: int = 0
     """Events the long window must hold before a tier may fire (0: no minimum)."""
 
@@ -108,6 +110,7 @@ SUCCESS_SLO = SLO(
         BurnWindow("1d", "2h", 3, "warning"),
         BurnWindow("3d", "6h", 1, "warning"),
     ),
+    bad_events="cycles did not succeed",
     min_events=10,
 )
 
@@ -122,6 +125,7 @@ AVAILABILITY_SLO = SLO(
         BurnWindow("1d", "2h", 3, "warning"),
         BurnWindow("3d", "6h", 1, "warning"),
     ),
+    bad_events="scrapes failed",
 )
 
 SLOS = (SUCCESS_SLO, AVAILABILITY_SLO)
