@@ -36,7 +36,7 @@ def _slo_row(slo: SLO, budget_left: str, sli: Callable[[str], str]) -> list[Pane
             "How many times faster than the objective allows the error budget burns, over "
             "each alert window. Dashed lines: the factors at which the alert tiers fire "
             f"({', '.join(number(f) + 'x' for f in factors)}).",
-            "x",
+            "suffix:x",
             *(Query(sel(rec.burn_rate(slo, w)), f"{{{{instance}}}} {w}") for w in slo_windows(slo)),
             steps=[(None, OK_BELOW), *((f, BREACH) for f in factors)],
             width=10,
