@@ -82,7 +82,7 @@ def _common(panel: P, title: str, description: str, unit: str, queries: Sequence
     return panel
 
 
-OK_BELOW = "green"
+OK = "green"
 BREACH = "red"
 
 

@@ -9,7 +9,7 @@ from hephaestus.observability.dashboards.queries import MODEL, RATE, quantile, s
 from hephaestus.observability.kpis import TARGETS
 from hephaestus.observability.panels import (
     BREACH,
-    OK_BELOW,
+    OK,
     Panel,
     Query,
     dashboard,
@@ -54,7 +54,7 @@ def _requests() -> list[Panel]:
             "above 10 %.",
             "percentunit",
             Query(sel(rec.LLM_ERROR_RATIO, MODEL), "{{gen_ai_request_model}}"),
-            steps=[(None, OK_BELOW), (0.1, BREACH)],
+            steps=[(None, OK), (0.1, BREACH)],
             width=8,
         ),
     ]
@@ -76,7 +76,7 @@ def _latency_and_tokens() -> list[Panel]:
                 )
                 for q in (50, 95, 99)
             ),
-            steps=[(None, OK_BELOW), (TARGETS.agent_response_p95_seconds, BREACH)],
+            steps=[(None, OK), (TARGETS.agent_response_p95_seconds, BREACH)],
         ),
         graph_panel(
             "Tokens per second",

@@ -16,7 +16,7 @@ from hephaestus.observability.dashboards.queries import (
 from hephaestus.observability.kpis import AVAILABILITY_SLO, SLO_PERIOD, SUCCESS_SLO, TARGETS
 from hephaestus.observability.panels import (
     BREACH,
-    OK_BELOW,
+    OK,
     Panel,
     Query,
     bar_panel,
@@ -49,7 +49,7 @@ def _work_stats() -> list[Panel]:
             f"Target: at least {number(TARGETS.success_ratio * 100)} %.",
             "percentunit",
             _per_instance(sel(rec.success_ratio("1d"))),
-            [(None, BREACH), (TARGETS.success_ratio, OK_BELOW)],
+            [(None, BREACH), (TARGETS.success_ratio, OK)],
             decimals=1,
             mappings=[nan_as("no cycles")],
         ),
@@ -59,7 +59,7 @@ def _work_stats() -> list[Panel]:
             f"Target: under {number(TARGETS.agent_response_p95_seconds)} s.",
             "s",
             _per_instance(sel(rec.RESPONSE_P95)),
-            [(None, OK_BELOW), (TARGETS.agent_response_p95_seconds, BREACH)],
+            [(None, OK), (TARGETS.agent_response_p95_seconds, BREACH)],
             mappings=[nan_as("no calls")],
         ),
         stat_panel(
@@ -68,7 +68,7 @@ def _work_stats() -> list[Panel]:
             f"Target: at least {number(TARGETS.objectives_per_day)}.",
             "short",
             _per_instance(sel(rec.OBJECTIVES_PER_DAY)),
-            [(None, BREACH), (TARGETS.objectives_per_day, OK_BELOW)],
+            [(None, BREACH), (TARGETS.objectives_per_day, OK)],
             decimals=0,
         ),
     ]
@@ -84,7 +84,7 @@ def _health_stats() -> list[Panel]:
             f"Target: at least {number(TARGETS.availability * 100)} %.",
             "percentunit",
             _per_instance(uptime()),
-            [(None, BREACH), (TARGETS.availability, OK_BELOW)],
+            [(None, BREACH), (TARGETS.availability, OK)],
             decimals=3,
         ),
         stat_panel(
@@ -93,7 +93,7 @@ def _health_stats() -> list[Panel]:
             f"over 24 hours. Target: under {number(TARGETS.mttr_seconds)} s.",
             "s",
             _per_instance(sel(rec.MTTR)),
-            [(None, OK_BELOW), (TARGETS.mttr_seconds, BREACH)],
+            [(None, OK), (TARGETS.mttr_seconds, BREACH)],
             mappings=[nan_as("no recovery")],
         ),
         stat_panel(
@@ -102,7 +102,7 @@ def _health_stats() -> list[Panel]:
             "hours. Target: zero.",
             "short",
             _per_instance(f"sum by (instance) (increase({internal}[1d]))"),
-            [(None, OK_BELOW), (1, BREACH)],
+            [(None, OK), (1, BREACH)],
             decimals=0,
         ),
     ]

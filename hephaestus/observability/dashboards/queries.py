@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders import stat
 
 from hephaestus.observability import recording as rec
 from hephaestus.observability.kpis import AVAILABILITY_SLO, SLO, SLO_PERIOD, SUCCESS_SLO
-from hephaestus.observability.panels import BREACH, OK_BELOW, Query, stat_panel
+from hephaestus.observability.panels import BREACH, OK, Query, stat_panel
 from hephaestus.observability.promql import number, selector
 
 RATE = "$__rate_interval"
@@ -57,7 +57,7 @@ def budget_stat(slo: SLO, expr: str) -> stat.Panel:
         f"{slo.title.lower()} objective that is left; below zero the objective is missed.",
         "percentunit",
         Query(expr, "{{instance}}", instant=True),
-        [(None, BREACH), (0, "orange"), (0.25, OK_BELOW)],
+        [(None, BREACH), (0, "orange"), (0.25, OK)],
         decimals=1,
         width=6,
     )

@@ -16,7 +16,7 @@ from hephaestus.observability.dashboards.queries import (
 from hephaestus.observability.kpis import AVAILABILITY_SLO, SLO, SUCCESS_SLO, slo_windows
 from hephaestus.observability.panels import (
     BREACH,
-    OK_BELOW,
+    OK,
     Panel,
     Query,
     dashboard,
@@ -38,7 +38,7 @@ def _slo_row(slo: SLO, budget_left: str, sli: Callable[[str], str]) -> list[Pane
             f"({', '.join(number(f) + 'x' for f in factors)}).",
             "suffix:x",
             *(Query(sel(rec.burn_rate(slo, w)), f"{{{{instance}}}} {w}") for w in slo_windows(slo)),
-            steps=[(None, OK_BELOW), *((f, BREACH) for f in factors)],
+            steps=[(None, OK), *((f, BREACH) for f in factors)],
             width=10,
         ),
         graph_panel(
@@ -47,7 +47,7 @@ def _slo_row(slo: SLO, budget_left: str, sli: Callable[[str], str]) -> list[Pane
             "objective (dashed).",
             "percentunit",
             *(Query(sel(sli(w)), f"{{{{instance}}}} {w}") for w in ("1h", "1d")),
-            steps=[(None, BREACH), (slo.objective, OK_BELOW)],
+            steps=[(None, BREACH), (slo.objective, OK)],
             width=8,
             min_value=None,
         ),
