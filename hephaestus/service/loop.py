@@ -11,9 +11,11 @@ from hephaestus.agent.models import CycleAborted, CycleResult, Outcome
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.config import Config
 from hephaestus.resilience.backoff import FailureBackoff
-from hephaestus.service.http import ServiceAPI, ServiceHTTPServer
+from hephaestus.service.asgi import build_app
+from hephaestus.service.http import ServiceAPI
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import ObjectiveQueue
+from hephaestus.service.server import HTTPLimits, ServiceHTTPServer
 from hephaestus.service.shutdown import GracefulShutdown
 
 _LOG = logging.getLogger("hephaestus.service")
@@ -39,7 +41,10 @@ class Service:
         self.backoff = FailureBackoff(resilience.failure_backoff, resilience.failure_backoff_max)
         self.queue = ObjectiveQueue()
         self.monitor = SystemMonitor(runner)
-        self.http = ServiceHTTPServer(ServiceAPI(self.monitor, self.queue), host, port)
+        api = ServiceAPI(self.monitor, self.queue)
+        self.http = ServiceHTTPServer(
+            build_app(api.routes), host, port, HTTPLimits.from_config(runner.config.service)
+        )
         self.on_cycle = on_cycle
         self.stop.listeners.append(self._stopping)
 

@@ -402,7 +402,8 @@ def test_a_wrong_method_is_not_allowed_and_says_which_is(client, method, path, a
         (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"414"),
         (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", b"400"),
         (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
-        (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", b"404"),
+        # RFC 9112 §6.3: an invalid Content-Length is a 400 whatever the path
+        (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", b"400"),
     ],
     ids=[
         "one-word",
