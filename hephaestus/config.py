@@ -176,7 +176,9 @@ class ServiceConfig:
     read_timeout: float = _spec(
         10.0, "seconds a client has to send a whole request before it is cut off", min=0.1
     )
-    keep_alive_timeout: float = _spec(5.0, "seconds an idle keep-alive connection stays open", min=0.1)
+    keep_alive_timeout: float = _spec(
+        5.0, "seconds an idle keep-alive connection stays open", min=0.1
+    )
     jaeger_url: str = _spec(
         "", "Jaeger UI the dashboard's trace view links to (e.g. http://localhost:16686)"
     )

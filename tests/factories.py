@@ -15,7 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -151,6 +152,30 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iterator[Any]:
+    """A :class:`Service` on ``repo`` with only its HTTP server running, on a free port.
+
+    A test that needs a cycle runs one with ``service._one_cycle()``, as the loop would.
+    """
+    from hephaestus.service.loop import Service
+
+    runner = make_agent(config or make_config(), repo, **agent)
+    service = Service(runner, interval=0, host="127.0.0.1", port=0)
+    service.http.start()
+    try:
+        yield service
+    finally:
+        service.http.stop()
+        runner.close()
+
+
+def service_url(service: Any) -> str:
+    """The base URL of a running :func:`http_service`."""
+    host, port = service.http.address
+    return f"http://{host}:{port}"
 
 
 def free_port() -> int:

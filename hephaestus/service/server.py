@@ -86,20 +86,24 @@ class GuardedH11Protocol(H11Protocol):
         self._read_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the read deadline: the request must arrive in time."""
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        """Parse; a fully received request stops the read deadline."""
         super().data_received(data)
         if self.conn.their_state in _FINISHED_READING:
             self._disarm()
 
     def on_response_complete(self) -> None:
+        """Keep-alive: the next request on this connection gets its own deadline."""
         super().on_response_complete()
         if not self.transport.is_closing():
-            self._arm()  # the next request on this connection gets its own deadline
+            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Drop the deadline with the connection."""
         self._disarm()
         super().connection_lost(exc)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import free_port, make_agent, make_config
+from factories import free_port, http_service, service_url
 
 from hephaestus.agent.memory import Memory
 from hephaestus.service.http import MAX_BODY_BYTES, MAX_OBJECTIVE_CHARS
@@ -36,20 +36,13 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture
 def service(sample_repo: Path) -> Iterator[Service]:
     """A service on the sample repo (offline provider) with only its HTTP server running."""
-    runner = make_agent(make_config(), sample_repo)
-    service = Service(runner, interval=0, host="127.0.0.1", port=0)
-    service.http.start()
-    try:
+    with http_service(sample_repo) as service:
         yield service
-    finally:
-        service.http.stop()
-        runner.close()
 
 
 @pytest.fixture
 def client(service: Service) -> Iterator[httpx.Client]:
-    host, port = service.http.address
-    with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
+    with httpx.Client(base_url=service_url(service), timeout=10) as client:
         yield client
 
 
