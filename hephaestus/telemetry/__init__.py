@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry import catalog
+from hephaestus.telemetry.collector import MetricsCollector
 from hephaestus.telemetry.events import breaker_transition, declare_breaker, install_retry_hooks
 from hephaestus.telemetry.instrument import (
     ChatCall,
@@ -37,6 +38,7 @@ from hephaestus.telemetry.tracing import TracingHandle, build_tracer_provider
 __all__ = [
     "ChatCall",
     "CycleSpan",
+    "MetricsCollector",
     "SpanExporter",
     "StructuredLogger",
     "Telemetry",
