@@ -225,7 +225,7 @@ class Memory:
         return [_row_dict(r) for r in rows]
 
     def finished_since(self, started_after: float, limit: int = 100_000) -> list[dict[str, Any]]:
-        """Finished cycles that started after ``started_after``, oldest first (at most ``limit``)."""
+        """Finished cycles started after ``started_after``, oldest first, at most ``limit``."""
         rows = self._query(
             "SELECT * FROM cycles WHERE status = 'finished' AND started_at > ?"
             " ORDER BY started_at, id LIMIT ?",

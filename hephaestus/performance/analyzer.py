@@ -124,26 +124,22 @@ def _slowest(stats: dict[str, TimeStat]) -> tuple[str, TimeStat] | None:
 
 
 def llm_share(m: Measurements) -> Recommendation | None:
-    """Model calls take most of the cycle."""
+    """Model calls take most of the cycle and the slowest model is over the budget."""
     share = m.share(m.llm_time_s)
-    if share is None or share < LLM_SHARE:
-        return None
     slowest = _slowest(m.models)
-    model, p95 = (slowest[0], slowest[1].p95_s) if slowest else ("-", m.agent_p95_s)
-    advice = (
-        f"over the {AGENT_BUDGET_S:g} s budget; put a faster model first for its role in "
-        "llm.models or lower llm.max_tokens"
-        if p95 is not None and p95 > AGENT_BUDGET_S
-        else "a faster model or shorter prompts (agent.max_prompt_source_bytes) speed "
-        "every cycle up"
-    )
+    if share is None or share < LLM_SHARE or slowest is None:
+        return None
+    model, stat = slowest
+    if stat.p95_s is None or stat.p95_s <= AGENT_BUDGET_S:
+        return None
     return _recommend(
         "llm_share",
-        f"LLM calls are {_pct(share)} of cycle time, p95 {p95 or 0:.1f} s on model {model}: "
-        f"{advice}",
+        f"LLM calls are {_pct(share)} of cycle time, p95 {stat.p95_s:.1f} s on model {model}: "
+        f"over the {AGENT_BUDGET_S:g} s budget; put a faster model first for its role in "
+        "llm.models or lower llm.max_tokens",
         share=round(share, 4),
         model=model,
-        p95_s=p95,
+        p95_s=stat.p95_s,
     )
 
 
