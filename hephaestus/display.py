@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from hephaestus.agent.models import CycleResult, Stage
+from hephaestus.telemetry.traces import KEY_ATTRIBUTES
 
 OUTCOME_STYLES = {"succeeded": "green", "rejected": "yellow", "failed": "red", "aborted": "magenta"}
 
@@ -158,21 +159,6 @@ def age(timestamp: float | None) -> str:
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
 
 
-_KEY_ATTRIBUTES = (
-    "hephaestus.outcome",
-    "hephaestus.reason",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "error.type",
-    "hephaestus.tool.result",
-    "test.case.name",
-    "hephaestus.tests.passed",
-    "hephaestus.tests.failed",
-)
-
-
 _MAX_TEST_SPANS = 5
 
 
@@ -199,7 +185,7 @@ def _add_span(parent: Tree, span: Mapping[str, Any], children: dict) -> None:
     attributes = span.get("attributes", {})
     shown = " ".join(
         f"{k.split('.')[-1] if k.startswith('hephaestus.') else k}={attributes[k]}"
-        for k in _KEY_ATTRIBUTES
+        for k in KEY_ATTRIBUTES
         if k in attributes
     )
     label = f"{span['name']}  {duration_ms:.1f} ms"

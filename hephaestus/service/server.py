@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -166,8 +167,16 @@ class ServiceHTTPServer:
     before :meth:`start`.
     """
 
-    def __init__(self, app: Any, host: str, port: int, limits: HTTPLimits | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        limits: HTTPLimits | None = None,
+        on_stop: Sequence[Callable[[], None]] = (),
+    ) -> None:
         self.limits = limits or HTTPLimits()
+        self.on_stop = list(on_stop)
         self._socket = socket.create_server((host, port), backlog=2048)
         config = uvicorn.Config(
             app,
@@ -204,6 +213,8 @@ class ServiceHTTPServer:
 
     def stop(self) -> None:
         """Stop accepting, let running requests finish (bounded), close the socket."""
+        for callback in self.on_stop:
+            callback()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(self.limits.shutdown_timeout + 5)
