@@ -178,6 +178,74 @@ def service_url(service: Any) -> str:
     return f"http://{host}:{port}"
 
 
+@contextmanager
+def serve(
+    repo: Path,
+    port: int,
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    interval: float = 0.5,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``hephaestus serve`` on ``repo`` as an operator starts it; SIGTERM (then kill) on exit.
+
+    Output (JSON log lines and the per-cycle lines) goes to ``log``.
+    """
+    command = [sys.executable, "-m", "hephaestus", "serve", "--project", str(repo)]
+    command += ["--port", str(port), "--interval", str(interval), *args]
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(env))
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str,
+    procs: Iterable[subprocess.Popen[Any]] = (),
+    logs: Iterable[Path] = (),
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the logs' tails otherwise.
+
+    A transport error counts as "not yet"; a process in ``procs`` that exits fails at once.
+    """
+    import httpx
+    import pytest
+
+    def tails() -> str:
+        return "\n".join(f"--- {p} ---\n{p.read_text()[-2500:]}" for p in logs if p.exists())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"{proc.args} exited with {proc.returncode} waiting for {what}\n{tails()}"
+                )
+        try:
+            found = check()
+        except httpx.TransportError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails()}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:
