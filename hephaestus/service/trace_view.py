@@ -12,6 +12,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from hephaestus.agent.memory import MemoryStoreError
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.service.dashboard import HTML, TEMPLATES, Answer
@@ -25,6 +27,7 @@ from hephaestus.telemetry.traces import (
     spans_of_trace,
 )
 
+FLUSH_TIMEOUT_S = 1.0
 ANY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
@@ -65,6 +68,10 @@ class TraceView:
         try:
             if trace_id:
                 spans = spans_of_trace(self.span_file, trace_id)
+                root = any(s.get("parent_span_id") is None for s in spans)
+                if not root and self.runner.telemetry is not None:  # maybe still queued
+                    self.runner.telemetry.tracing.flush_local(FLUSH_TIMEOUT_S)
+                    spans = spans_of_trace(self.span_file, trace_id)
             else:  # not in memory: maybe a prefix, or a cycle of another process
                 spans = local_trace(self.span_file, any_id)
         except TraceNotFound as exc:
@@ -74,7 +81,7 @@ class TraceView:
         if not spans and self.jaeger_url:
             try:
                 spans, problem = jaeger_trace(self.jaeger_url, trace_id or any_id), None
-            except (TraceNotFound, OSError) as exc:
+            except (TraceNotFound, httpx.HTTPError) as exc:
                 problem = f"{problem}; {exc}"
         return spans, problem
 
