@@ -24,11 +24,21 @@ from hephaestus.display import (
     CycleProgress,
     config_toml,
     history_table,
+    report_view,
+    status_view,
     summary_table,
     trace_tree,
 )
+from hephaestus.performance import (
+    PrometheusError,
+    memory_analyzer,
+    parse_window,
+    prometheus_analyzer,
+)
+from hephaestus.performance.report import to_markdown
 from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.sample import create_demo_repo
+from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable, fetch_status
 from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
 from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
@@ -110,6 +120,10 @@ def _add_serve(sub: Subparsers) -> None:
     serve.add_argument(
         "--port", type=int, help="port of /metrics and the API (default: service.port, 9464)"
     )
+    serve.add_argument(
+        "--jaeger-url",
+        help="Jaeger UI that the trace view links to (default: service.jaeger_url)",
+    )
 
 
 def _add_history_and_trace(sub: Subparsers) -> None:
@@ -125,6 +139,33 @@ def _add_history_and_trace(sub: Subparsers) -> None:
         help="read from Jaeger's API v3 at this URL "
         "(e.g. http://localhost:16686) instead of the local span file",
     )
+
+
+def _window(text: str) -> float:
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_status_and_report(sub: Subparsers) -> None:
+    status = sub.add_parser("status", help="health and KPIs of a running service")
+    status.add_argument(
+        "--url",
+        default="http://127.0.0.1:9464",
+        help="the service's address (default http://127.0.0.1:9464)",
+    )
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    report = sub.add_parser("report", help="performance analysis: score, bottlenecks, advice")
+    _common(report)
+    report.add_argument(
+        "--prometheus-url",
+        help="read the metrics from this Prometheus server instead of the project's memory",
+    )
+    report.add_argument(
+        "--since", type=_window, default=86400.0, help="window, e.g. 30m, 24h, 7d (default 24h)"
+    )
+    report.add_argument("--format", choices=("table", "json", "markdown"), default="table")
 
 
 def _add_config(sub: Subparsers) -> None:
@@ -145,7 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hephaestus {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_demo, _add_serve, _add_history_and_trace, _add_config):
+    for add in (
+        _add_run,
+        _add_demo,
+        _add_serve,
+        _add_history_and_trace,
+        _add_status_and_report,
+        _add_config,
+    ):
         add(sub)
     return parser
 
@@ -248,7 +296,12 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
     overrides = {
         key: value
-        for key, value in (("interval", args.interval), ("host", args.host), ("port", args.port))
+        for key, value in (
+            ("interval", args.interval),
+            ("host", args.host),
+            ("port", args.port),
+            ("jaeger_url", args.jaeger_url),
+        )
         if value is not None
     }
     config = _load(args)
@@ -295,6 +348,33 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus status``."""
+    status = fetch_status(args.url)
+    if args.format == "json":
+        print(json.dumps(status.to_dict(), indent=2, default=str))
+    else:
+        console.print(status_view(status.to_dict()))
+    return status.exit_code
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus report``."""
+    if args.prometheus_url:
+        analyzer = prometheus_analyzer(args.prometheus_url, args.since)
+    else:
+        config = load_config(args.config)
+        analyzer = memory_analyzer(memory_path(config, GitRepo.open(args.project)), args.since)
+    analysis = analyzer.analyze_agent_performance()
+    if args.format == "json":
+        print(json.dumps(analysis, indent=2, default=str))
+    elif args.format == "markdown":
+        print(to_markdown(analysis))
+    else:
+        console.print(report_view(analysis))
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, console: Console) -> int:
     """``hephaestus config show``."""
     shown = describe(load_config(args.config))
@@ -322,6 +402,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": cmd_serve,
     "history": cmd_history,
     "trace": cmd_trace,
+    "status": cmd_status,
+    "report": cmd_report,
     "config": cmd_config,
 }
 
@@ -333,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
     try:
         return COMMANDS[args.command](args, console)
+    except ServiceUnreachable as exc:
+        print(f"hephaestus: error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except (UsageError, ConfigError, NotAGitRepository, FileExistsError) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -343,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         TraceNotFound,
         AgentLocked,
+        PrometheusError,
     ) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

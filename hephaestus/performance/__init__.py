@@ -34,6 +34,12 @@ def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
     """An analyzer reading the memory database at ``path`` (read-only)."""
 
     def measure() -> Measurements:
+        if not path.exists():  # never create a database just to read it
+            return Measurements(
+                source=f"memory:{path}",
+                window_s=window_s,
+                notes=[f"no memory database at {path}: no cycle has run there yet"],
+            )
         memory = Memory(path, writable=False)
         try:
             return from_memory(memory, window_s)
