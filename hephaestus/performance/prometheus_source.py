@@ -68,7 +68,7 @@ class _Queries:
         self.jobs = ""
 
     def vector(self, template: str) -> list[dict[str, Any]]:
-        promql = template.replace("{J", f'{{job=~"{self.jobs}"').replace("[W]", f"[{self.range}]")
+        promql = template.replace("{J", f'{{job=~"{self.jobs}"').replace("[W", f"[{self.range}")
         return self.source.query(promql, self.now)
 
     def scalar(self, template: str) -> float | None:
@@ -96,9 +96,9 @@ class _Queries:
         return measured
 
     def _cycles(self, m: Measurements) -> None:
-        step = max(1, int(self.window_s / 1000))
-        first = self.scalar(f"min(min_over_time(timestamp(hephaestus_build_info{{J}})[W:{step}s]))")
-        m.observed_s = max(0.0, self.now - first) if first is not None else 0.0
+        started = self.scalar("min(min_over_time(process_start_time_seconds{J}[W]))")
+        if started is not None:  # observed since the earliest process start seen in the window
+            m.observed_s = max(0.0, min(self.window_s, self.now - started))
         for sample in self.vector(
             "sum by (outcome, reason) (increase(hephaestus_cycles_total{J}[W]))"
         ):
