@@ -20,11 +20,13 @@ install: $(STAMP)
 run: install
 	$(BIN)/hephaestus demo --cycles $(CYCLES)
 
-## system-deps: Debian's prometheus (promtool) and prometheus-alertmanager (amtool) for the tests
+## system-deps: Debian's prometheus (promtool), prometheus-alertmanager (amtool) and chromium
+##              (the dashboard's browser tests) for the tests
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -48,6 +50,7 @@ lint:
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/http_burst.py
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .ruff_cache
+	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .ruff_cache .artifacts
