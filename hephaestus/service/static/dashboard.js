@@ -51,6 +51,7 @@
       const target = el("div", { class: "kpi-target" }, "target " + k.target_display + " · ");
       target.append(el("span", { class: "kpi-state" }, k.state.replace("_", " ")));
       card.append(target);
+      if (k.state === "no_data") card.append(el("div", { class: "kpi-basis" }, k.basis));
       return card;
     }));
   }
