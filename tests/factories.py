@@ -201,6 +201,38 @@ def serve(
         stop_process(proc)
 
 
+@dataclass
+class Served:
+    """A running ``hephaestus serve`` on a fresh copy of the sample project."""
+
+    url: str
+    repo: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def wait(self, check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+        """:func:`wait_until`, failing with the service's log."""
+        return wait_until(check, timeout, what, [self.proc], [self.log])
+
+    def cycles_run(self) -> int:
+        import httpx
+
+        return int(httpx.get(f"{self.url}/api/health", timeout=10).json()["cycles_run"])
+
+
+@contextmanager
+def serve_sample(
+    root: Path, *, cycles: int = 1, env: Mapping[str, str] | None = None, interval: float = 0.5
+) -> Iterator[Served]:
+    """:func:`serve` on the sample project under ``root``, once ``cycles`` cycles have run."""
+    repo = make_target_repo(root / "target", sample=True)
+    port, log = free_port(), root / "serve.log"
+    with serve(repo, port, log, env=env, interval=interval) as proc:
+        served = Served(f"http://127.0.0.1:{port}", repo, proc, log)
+        served.wait(lambda: served.cycles_run() >= cycles, f"{cycles} cycle(s)")
+        yield served
+
+
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
     """SIGTERM, and SIGKILL after ``timeout`` seconds."""
     if proc.poll() is None:

@@ -8,38 +8,23 @@ under ``.artifacts/`` (git-ignored) for a person to look at.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from browser import Chromium
 from conftest import require_binary
-from factories import ROOT, free_port, make_target_repo, serve, wait_until
+from factories import ROOT, Served, serve_sample
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / ".artifacts"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@dataclass
-class Served:
-    url: str
-    wait: object
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("browser")
-    repo = make_target_repo(root / "target", sample=True)
-    port, log = free_port(), root / "serve.log"
-    with serve(repo, port, log, interval=3600) as proc:  # cycles run when objectives arrive
-        url = f"http://127.0.0.1:{port}"
-
-        def wait(check, what, timeout=90):
-            return wait_until(check, timeout, what, [proc], [log])
-
-        wait(lambda: httpx.get(f"{url}/api/health").json()["cycles_run"] >= 1, "the first cycle")
-        yield Served(url, wait)
+    # a long interval: after the first, cycles run when objectives arrive
+    with serve_sample(tmp_path_factory.mktemp("browser"), interval=3600) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

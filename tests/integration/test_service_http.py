@@ -350,7 +350,7 @@ def test_a_full_queue_asks_the_caller_to_retry_later(service, client):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/"),
+        ("GET", "/index.html"),  # "/" is the dashboard
         ("GET", "/nope"),
         ("GET", "/api"),
         ("POST", "/api/objective"),

@@ -9,19 +9,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 from factories import (
+    Served,
     free_port,
     http_service,
     make_target_repo,
     run_cli,
-    serve,
+    serve_sample,
     service_url,
-    wait_until,
 )
 
 FAILING = {
@@ -32,27 +29,12 @@ FAILING = {
 }
 
 
-@dataclass
-class Failing:
-    url: str
-    repo: Path
-
-
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Failing]:
-    root = tmp_path_factory.mktemp("failing")
-    repo = make_target_repo(root / "target", sample=True)
-    port, log = free_port(), root / "serve.log"
-    with serve(repo, port, log, env=FAILING, interval=0.1) as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: httpx.get(f"{url}/api/health").json()["cycles_run"] >= 6,
-            90,
-            "six failed cycles",
-            [proc],
-            [log],
-        )
-        yield Failing(url, repo)
+def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve_sample(
+        tmp_path_factory.mktemp("failing"), cycles=6, env=FAILING, interval=0.1
+    ) as served:
+        yield served
 
 
 # -- status ---------------------------------------------------------------------------------
