@@ -37,6 +37,7 @@ from hephaestus.performance.report import to_markdown
 from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.sample import create_demo_repo
 from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable, fetch_status
+from hephaestus.service.server import ListenError
 from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
 from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
@@ -281,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         TraceNotFound,
         AgentLocked,
         PrometheusError,
+        ListenError,
     ) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -124,13 +124,17 @@ def serve_forever(
 ) -> int:
     """Build the runner and run the service in this (main) thread until a signal stops it."""
     runner = build_runner(config, project)
-    service = Service(
-        runner,
-        interval=interval,
-        host=host,
-        port=port,
-        grace=config.resilience.shutdown_grace,
-        on_cycle=on_cycle,
-    )
+    try:
+        service = Service(
+            runner,
+            interval=interval,
+            host=host,
+            port=port,
+            grace=config.resilience.shutdown_grace,
+            on_cycle=on_cycle,
+        )
+    except BaseException:
+        runner.close()  # release the repository for the next attempt
+        raise
     service.stop.install()
     return service.run()

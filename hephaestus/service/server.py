@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ from hephaestus.config import ServiceConfig
 _FINISHED_READING = frozenset({h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR})
 _STARTUP_TIMEOUT = 10.0
 MAX_TARGET_BYTES = 8 * 1024  # of the request line; longer ones get 414
+_LOG = logging.getLogger("hephaestus.service.http")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,25 @@ class HTTPLimits:
             read_timeout=service.read_timeout,
             keep_alive_timeout=service.keep_alive_timeout,
         )
+
+
+class ListenError(RuntimeError):
+    """The address cannot be bound; the message names it and the fix."""
+
+
+class _Forward(logging.Handler):
+    """Hands uvicorn's records to our loggers, so they come out as our JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _LOG.handle(record)
+
+
+def _forward_uvicorn_logs() -> None:
+    uvicorn_log = logging.getLogger("uvicorn")
+    uvicorn_log.setLevel(logging.WARNING)  # not its start-up banner; its warnings and errors
+    uvicorn_log.propagate = False
+    if not any(isinstance(h, _Forward) for h in uvicorn_log.handlers):
+        uvicorn_log.addHandler(_Forward())
 
 
 class _Connection(h11.Connection):
@@ -185,7 +206,14 @@ class ServiceHTTPServer:
     ) -> None:
         self.limits = limits or HTTPLimits()
         self.on_stop = list(on_stop)
-        self._socket = socket.create_server((host, port), backlog=2048)
+        try:
+            self._socket = socket.create_server((host, port), backlog=2048)
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; stop what uses it or pick "
+                "another --port/--host"
+            ) from None
+        _forward_uvicorn_logs()
         config = uvicorn.Config(
             app,
             http=_protocol_with(self.limits),

@@ -8,6 +8,7 @@ asserts who got an answer, which answer, and in what order things happened.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import http_service, make_config, service_url
+from factories import ListHandler, http_service, make_config, run_cli, service_url
 
 from hephaestus.service.loop import Service
 
@@ -192,3 +193,30 @@ def test_a_request_head_over_the_limit_is_refused_with_431(service):
             received += chunk
 
     assert received.startswith(b"HTTP/1.1 431 ")
+
+
+# -- operations -------------------------------------------------------------------------------
+def test_serve_on_a_busy_port_says_which_and_exits_1(sample_repo):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--project", sample_repo, "--port", str(port), timeout=120)
+
+    assert result.returncode == 1
+    assert f"hephaestus: error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_servers_own_warnings_come_out_as_our_log_records(service):
+    logger = logging.getLogger("hephaestus.service.http")
+    records = ListHandler()
+    logger.addHandler(records)
+    try:
+        with socket.create_connection(service.http.address, timeout=30) as conn:
+            conn.sendall(b"GARBAGE\r\n\r\n")
+            conn.recv(4096)
+    finally:
+        logger.removeHandler(records)
+
+    assert ("uvicorn.error", "Invalid HTTP request received.") in [
+        (r.name, r.getMessage()) for r in records.records
+    ]
