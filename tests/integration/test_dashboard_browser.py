@@ -37,7 +37,7 @@ def text(browser: Chromium, selector: str) -> str:
     return browser.evaluate(f"document.querySelector({selector!r}).textContent.trim()")
 
 
-def test_the_script_fills_the_page_from_the_live_stream(served, browser):
+def test_the_script_fills_the_page_from_the_live_stream(browser, served):
     browser.open(f"{served.url}/")
 
     browser.wait_for("document.getElementById('live').dataset.state === 'live'")
@@ -55,7 +55,7 @@ def test_the_script_fills_the_page_from_the_live_stream(served, browser):
     assert text(browser, "#status") == document["status"]
 
 
-def test_a_new_cycle_appears_without_a_reload(served, browser):
+def test_a_new_cycle_appears_without_a_reload(browser, served):
     browser.open(f"{served.url}/")
     browser.wait_for("document.getElementById('live').dataset.state === 'live'")
     browser.evaluate("window.__sameDocument = 'yes'")
@@ -77,7 +77,7 @@ def test_a_new_cycle_appears_without_a_reload(served, browser):
     assert shot.read_bytes().startswith(PNG)
 
 
-def test_a_click_on_a_cycle_opens_its_trace(served, browser):
+def test_a_click_on_a_cycle_opens_its_trace(browser, served):
     browser.open(f"{served.url}/")
     browser.wait_for("document.getElementById('live').dataset.state === 'live'")
     first = browser.evaluate("document.querySelector('#cycles tbody tr').dataset.correlationId")
@@ -100,7 +100,7 @@ def test_a_click_on_a_cycle_opens_its_trace(served, browser):
     assert browser.screenshot(ARTIFACTS / "trace.png").read_bytes().startswith(PNG)
 
 
-def test_without_javascript_the_page_still_shows_kpis_and_cycles(served, browser):
+def test_without_javascript_the_page_still_shows_kpis_and_cycles(browser, served):
     browser.send("Emulation.setScriptExecutionDisabled", value=True)
     try:
         browser.open(f"{served.url}/")
