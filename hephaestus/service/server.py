@@ -157,13 +157,16 @@ class GuardedH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         """Answer a request h11 could not parse with the most precise status, then close."""
-        status, message = _unreadable(self.conn.error, self.conn.line_length)
+        status, message = _unreadable(
+            self.conn.error, self.conn.line_length, self.limits.max_head_bytes
+        )
         self.transport.write(_raw_response(status, message))
         self.transport.close()
 
 
-def _unreadable(error: h11.RemoteProtocolError | None, line_length: int) -> tuple[int, str]:
-    limit = GuardedH11Protocol.limits.max_head_bytes
+def _unreadable(
+    error: h11.RemoteProtocolError | None, line_length: int, limit: int
+) -> tuple[int, str]:
     if line_length > MAX_TARGET_BYTES:
         return 414, f"the request line is longer than {MAX_TARGET_BYTES} bytes"
     hint = error.error_status_hint if error is not None else 400
