@@ -27,6 +27,7 @@ DEBIAN_DEPS += promtool:prometheus
 DEBIAN_DEPS += prometheus-alertmanager:prometheus-alertmanager
 DEBIAN_DEPS += amtool:prometheus-alertmanager
 DEBIAN_DEPS += docker-compose:docker-compose
+DEBIAN_DEPS += chromium:chromium
 
 system-deps:
 	@missing=""; \
@@ -62,6 +63,7 @@ lint:
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/http_burst.py
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .ruff_cache
+	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .ruff_cache .artifacts

@@ -170,6 +170,18 @@ class ServiceConfig:
     interval: float = _spec(30.0, "seconds between cycles of `hephaestus serve`", min=0)
     host: str = _spec("127.0.0.1", "bind address of /metrics and the API")
     port: int = _spec(9464, "port of /metrics and the API (0 = any free port)", min=0, max=65535)
+    max_connections: int = _spec(
+        1000, "open connections beyond which requests get 503", min=1, max=100_000
+    )
+    read_timeout: float = _spec(
+        10.0, "seconds a client has to send a whole request before it is cut off", min=0.1
+    )
+    keep_alive_timeout: float = _spec(
+        5.0, "seconds an idle keep-alive connection stays open", min=0.1
+    )
+    jaeger_url: str = _spec(
+        "", "Jaeger UI the dashboard's trace view links to (e.g. http://localhost:16686)"
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -151,6 +152,135 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iterator[Any]:
+    """A :class:`Service` on ``repo`` with only its HTTP server running, on a free port.
+
+    A test that needs a cycle runs one with ``service._one_cycle()``, as the loop would.
+    """
+    from hephaestus.service.loop import Service
+
+    runner = make_agent(config or make_config(), repo, **agent)
+    service = Service(runner, interval=0, host="127.0.0.1", port=0)
+    service.http.start()
+    try:
+        yield service
+    finally:
+        service.http.stop()
+        runner.close()
+
+
+def service_url(service: Any) -> str:
+    """The base URL of a running :func:`http_service`."""
+    host, port = service.http.address
+    return f"http://{host}:{port}"
+
+
+def serve_command(repo: Path, port: int, *args: str, interval: float = 0.5) -> list[str]:
+    """The command line of ``hephaestus serve`` on ``repo``, as an operator types it."""
+    command = [sys.executable, "-m", "hephaestus", "serve", "--project", str(repo)]
+    return [*command, "--port", str(port), "--interval", str(interval), *args]
+
+
+@contextmanager
+def serve(
+    repo: Path,
+    port: int,
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    interval: float = 0.5,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``hephaestus serve`` on ``repo`` as an operator starts it; SIGTERM (then kill) on exit.
+
+    Output (JSON log lines and the per-cycle lines) goes to ``log``.
+    """
+    command = serve_command(repo, port, *args, interval=interval)
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(env))
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@dataclass
+class Served:
+    """A running ``hephaestus serve`` on a fresh copy of the sample project."""
+
+    url: str
+    repo: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def wait(self, check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+        """:func:`wait_until`, failing with the service's log."""
+        return wait_until(check, timeout, what, [self.proc], [self.log])
+
+    def cycles_run(self) -> int:
+        import httpx
+
+        return int(httpx.get(f"{self.url}/api/health", timeout=10).json()["cycles_run"])
+
+
+@contextmanager
+def serve_sample(
+    root: Path, *, cycles: int = 1, env: Mapping[str, str] | None = None, interval: float = 0.5
+) -> Iterator[Served]:
+    """:func:`serve` on the sample project under ``root``, once ``cycles`` cycles have run."""
+    repo = make_target_repo(root / "target", sample=True)
+    port, log = free_port(), root / "serve.log"
+    with serve(repo, port, log, env=env, interval=interval) as proc:
+        served = Served(f"http://127.0.0.1:{port}", repo, proc, log)
+        served.wait(lambda: served.cycles_run() >= cycles, f"{cycles} cycle(s)")
+        yield served
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str,
+    procs: Iterable[subprocess.Popen[Any]] = (),
+    logs: Iterable[Path] = (),
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the logs' tails otherwise.
+
+    A transport error counts as "not yet"; a process in ``procs`` that exits fails at once.
+    """
+    import httpx
+    import pytest
+
+    def tails() -> str:
+        return "\n".join(f"--- {p} ---\n{p.read_text()[-2500:]}" for p in logs if p.exists())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"{proc.args} exited with {proc.returncode} waiting for {what}\n{tails()}"
+                )
+        try:
+            found = check()
+        except httpx.TransportError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails()}")
 
 
 def free_port() -> int:

@@ -1,27 +1,34 @@
 """Real processes for the stack tests: ``hephaestus serve``, Prometheus, Alertmanager.
 
 A :class:`Processes` starts each one with its output in a log file, waits for conditions
-while failing fast (with the log tails) when a process dies, and stops them all. The
-:class:`WebhookReceiver` is a real HTTP server that keeps Alertmanager's webhook payloads.
+while failing fast (with the log tails) when a process dies, and stops them all.
+:func:`prometheus_stack` is the common case: a real Prometheus scraping a real ``serve``.
+The :class:`WebhookReceiver` is a real HTTP server that keeps Alertmanager's webhook payloads.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from factories import (
+    clean_env,
+    free_port,
+    make_target_repo,
+    serve_command,
+    stop_process,
+    wait_until,
+)
 
 
 @dataclass
@@ -46,51 +53,21 @@ class Processes:
         """The end of every log, for a failure message."""
         return "\n".join(f"--- {name} ---\n{self.log(name)[-2000:]}" for name in self.procs)
 
+    def serve(
+        self, repo: Path, port: int, env: Mapping[str, str] | None = None, interval: float = 0.5
+    ) -> None:
+        """``hephaestus serve`` on ``repo`` as ``hephaestus``, with JSON logs and ``env``."""
+        self.start("hephaestus", serve_command(repo, port, interval=interval), clean_env(env))
+
     def wait_until(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
         """Poll ``check`` until it returns something truthy; fail if a process dies first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    pytest.fail(
-                        f"{name} exited with {proc.returncode} while waiting for {what}\n"
-                        f"{self.tails()}"
-                    )
-            try:
-                found = check()
-            except httpx.TransportError:
-                found = None
-            if found:
-                return found
-            time.sleep(0.25)
-        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.tails()}")
+        logs = [self.root / f"{name}.log" for name in self.procs]
+        return wait_until(check, timeout, what, self.procs.values(), logs)
 
     def stop_all(self) -> None:
         """SIGTERM each process (last started first), then SIGKILL what does not exit."""
         for proc in reversed(self.procs.values()):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def serve_args(repo: Path, port: int, interval: float) -> list[str]:
-    """``hephaestus serve`` on ``repo``, as an operator starts it."""
-    return [
-        sys.executable,
-        "-m",
-        "hephaestus",
-        "serve",
-        "--project",
-        str(repo),
-        "--port",
-        str(port),
-        "--interval",
-        str(interval),
-    ]
+            stop_process(proc)
 
 
 def prometheus_args(binary: str, config: Path, data: Path, port: int, *extra: str) -> list[str]:
@@ -187,3 +164,76 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+PROMETHEUS_YML = """\
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: hephaestus
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+"""
+
+
+@dataclass
+class Stack:
+    """A running ``hephaestus serve`` on the sample project and the Prometheus scraping it."""
+
+    service: str
+    prometheus: str
+    repo: Path
+    procs: Processes
+
+    def api(self, path: str, **params: Any) -> Any:
+        """Prometheus's ``GET /api/v1/<path>``."""
+        return PrometheusAPI(self.prometheus).api(path, **params)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        return PrometheusAPI(self.prometheus).query(promql)
+
+    def wait_until(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
+        """:meth:`Processes.wait_until`."""
+        return self.procs.wait_until(check, timeout, what)
+
+
+@contextmanager
+def prometheus_stack(
+    prometheus: str, root: Path, env: Mapping[str, str] | None = None, interval: float = 0.5
+) -> Iterator[Stack]:
+    """Serve the sample project and scrape it every second until at least one cycle is in."""
+    repo = make_target_repo(root / "target", sample=True)
+    service_port, prometheus_port = free_port(), free_port()
+    config = root / "prometheus.yml"
+    config.write_text(PROMETHEUS_YML.replace("{port}", str(service_port)))
+    procs = Processes(root)
+    stack = Stack(
+        f"http://127.0.0.1:{service_port}", f"http://127.0.0.1:{prometheus_port}", repo, procs
+    )
+    try:
+        procs.serve(repo, service_port, env, interval)
+        procs.start(
+            "prometheus", prometheus_args(prometheus, config, root / "data", prometheus_port)
+        )
+        stack.wait_until(lambda: is_ready(stack.prometheus), 20, "Prometheus to be ready")
+        stack.wait_until(
+            lambda: stack.query('up{job="hephaestus"} == 1'), 20, "Prometheus to scrape the service"
+        )
+        stack.wait_until(
+            lambda: stack.query('sum(hephaestus_cycles_total{job="hephaestus"}) >= 1'),
+            30,
+            "a cycle to be scraped",
+        )
+        yield stack
+    finally:
+        procs.stop_all()
+
+
+def exemplars(stack: Stack) -> list[dict[str, Any]]:
+    """Exemplars of the cycle-duration histogram from the last five minutes."""
+    return PrometheusAPI(stack.prometheus).exemplars(
+        "hephaestus_cycle_duration_seconds_bucket", seconds=300
+    )

@@ -1,8 +1,8 @@
 """Small helpers the agent calls: one context manager per cycle, stage, model call and tool run.
 
-Each helper opens the span of DESIGN §5, records the matching metrics with an exemplar
-pointing at that span, and sets the log context, so the agent's code stays free of
-OpenTelemetry and prometheus-client.
+Each helper opens the span that docs/observability.md describes, records the matching
+metrics with an exemplar pointing at that span, and sets the log context, so the agent's
+code stays free of OpenTelemetry and prometheus-client.
 """
 
 from __future__ import annotations

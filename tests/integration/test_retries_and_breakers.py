@@ -30,11 +30,13 @@ from factories import (
     ScriptedLLMServer,
     answer_by_task,
     chat_reply,
+    http_service,
     make_agent,
     make_target_repo,
     model_like_reply,
     openai_config,
     repo_snapshot,
+    service_url,
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -636,8 +638,6 @@ def test_chaos_failing_every_model_call_fails_the_cycle_with_llm_error(tmp_path)
 def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample_repo):
     import httpx
 
-    from hephaestus.service.loop import Service
-
     llm_server._default = lambda request: (
         Reply(status=503, body={"error": "down"})
         if request["model"] == "model-dead"
@@ -652,18 +652,14 @@ def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample
             "breaker_reset_timeout": 60,
         },
     )
-    service = Service(make_agent(config, sample_repo), interval=0, host="127.0.0.1", port=0)
-    service.http.start()
-    host, port = service.http.address
-    try:
-        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
-            ready_before = client.get("/readyz").status_code
-            service._one_cycle()  # the brain's only model fails: its breaker opens
-            ready = client.get("/readyz")
-            health = client.get("/api/health").json()
-    finally:
-        service.http.stop()
-        service.runner.close()
+    with (
+        http_service(sample_repo, config) as service,
+        httpx.Client(base_url=service_url(service), timeout=10) as client,
+    ):
+        ready_before = client.get("/readyz").status_code
+        service._one_cycle()  # the brain's only model fails: its breaker opens
+        ready = client.get("/readyz")
+        health = client.get("/api/health").json()
 
     assert ready_before == 200
     assert ready.status_code == 503

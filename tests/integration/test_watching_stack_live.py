@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 from conftest import require_binary
-from factories import ROOT, clean_env, free_port, make_target_repo
+from factories import ROOT, free_port, make_target_repo
 from otlp_receiver import OTLPReceiver
 from stack import (
     Processes,
@@ -30,7 +30,6 @@ from stack import (
     alertmanager_args,
     is_ready,
     prometheus_args,
-    serve_args,
 )
 
 from hephaestus.observability import find
@@ -110,11 +109,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ports = {name: free_port() for name in ("hephaestus", "prometheus", "alertmanager")}
     procs = Processes(root)
     with OTLPReceiver() as spans, WebhookReceiver() as webhook:
-        env = clean_env({**AGENT_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint})
+        env = {**AGENT_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint}
         api = PrometheusAPI(f"http://127.0.0.1:{ports['prometheus']}")
         am_url = f"http://127.0.0.1:{ports['alertmanager']}"
         try:
-            procs.start("hephaestus", serve_args(repo, ports["hephaestus"], 0.2), env)
+            procs.serve(repo, ports["hephaestus"], env, interval=0.2)
             am_config = derived_alertmanager_config(root, webhook.url)
             procs.start(
                 "alertmanager",
