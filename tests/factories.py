@@ -173,7 +173,11 @@ class Reply:
 
 
 def chat_reply(
-    content: str, model: str = "test-model", prompt_tokens: int = 11, completion_tokens: int = 7
+    content: str,
+    model: str = "test-model",
+    prompt_tokens: int = 11,
+    completion_tokens: int = 7,
+    finish_reason: str | None = "stop",
 ) -> Reply:
     """A successful Chat Completions answer carrying ``content``."""
     return Reply(
@@ -184,7 +188,7 @@ def chat_reply(
             "choices": [
                 {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "message": {"role": "assistant", "content": content},
                 }
             ],
@@ -215,6 +219,35 @@ def model_like_reply(request: dict[str, Any], seed: int = 0) -> Reply:
     )
 
 
+def rejects_response_format(
+    *kinds: str,
+    status: int = 400,
+    then: Callable[[dict[str, Any]], Reply] = model_like_reply,
+) -> Callable[[dict[str, Any]], Reply]:
+    """A server default that refuses ``response_format`` types ``kinds``, as servers do.
+
+    The refusal names ``response_format`` in an OpenAI-style error body; any other request
+    (no ``response_format``, or a type not in ``kinds``) is answered by ``then``.
+    """
+
+    def answer(request: dict[str, Any]) -> Reply:
+        kind = (request.get("response_format") or {}).get("type")
+        if kind in kinds:
+            return Reply(
+                status=status,
+                body={
+                    "error": {
+                        "message": f"response_format type {kind!r} is not supported",
+                        "type": "invalid_request_error",
+                        "param": "response_format",
+                    }
+                },
+            )
+        return then(request)
+
+    return answer
+
+
 @dataclass
 class Request:
     """One request the server received."""
@@ -222,6 +255,11 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The ``response_format`` the request asked for, if any."""
+        return (self.body or {}).get("response_format")
 
 
 class ScriptedLLMServer:
@@ -359,6 +397,7 @@ def openai_config(
         "base_url": server.base_url,
         "api_key_env": "",
         "request_timeout": 5.0,
+        "local_server": "no",  # the scripted server on 127.0.0.1 stands in for a remote API
         "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
         **sections.pop("llm", {}),
     }

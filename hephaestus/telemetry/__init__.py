@@ -28,6 +28,7 @@ from hephaestus.telemetry.instrument import (
     exemplar,
     record_cycle,
     resume_failure_streak,
+    set_attributes,
     stage_span,
     tool_span,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "exemplar",
     "record_cycle",
     "resume_failure_streak",
+    "set_attributes",
     "setup_telemetry",
     "stage_span",
     "tool_span",

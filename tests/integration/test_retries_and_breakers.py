@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 
 from hephaestus import telemetry
+from hephaestus.agent.answers import OBJECTIVE
 from hephaestus.agent.build import build_models
 from hephaestus.agent.models import CycleError, Outcome, Reason
 from hephaestus.agent.prompts import ask_json
@@ -253,7 +254,7 @@ def test_a_model_answer_without_json_is_not_retried_and_is_an_invalid_plan(llm_s
     before = all_retries()
 
     with pytest.raises(CycleError) as info:
-        ask_json(models, Role.BRAIN, MESSAGES)
+        ask_json(models, Role.BRAIN, MESSAGES, OBJECTIVE)
 
     assert info.value.reason is Reason.INVALID_PLAN
     assert len(llm_server.requests) == 1
@@ -282,6 +283,7 @@ def test_retry_timeout_bounds_the_time_all_attempts_may_take(llm_server):
     llm_server._default = lambda _request: ERROR_500
     models = role_models(
         llm_server,
+        llm={"request_timeout": 0.3},
         retry_attempts=20,
         retry_timeout=0.4,
         retry_wait_initial=0.1,
@@ -329,7 +331,7 @@ def test_a_deadline_during_a_stage_ends_the_cycle_as_a_timeout(llm_server):
         deadline_scope(Deadline.after(0.0, "objective stage timeout")),
         pytest.raises(CycleError) as info,
     ):
-        ask_json(models, Role.BRAIN, MESSAGES)
+        ask_json(models, Role.BRAIN, MESSAGES, OBJECTIVE)
     assert info.value.reason is Reason.TIMEOUT
 
 

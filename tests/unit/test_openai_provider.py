@@ -17,6 +17,7 @@ import pytest
 from factories import Reply, ScriptedLLMServer, chat_reply, make_config
 
 from hephaestus import __version__
+from hephaestus.agent.answers import OBJECTIVE, PATCH_PLAN, REVIEW, ObjectiveAnswer
 from hephaestus.agent.models import CycleError, Reason
 from hephaestus.agent.prompts import ask_json, build_messages
 from hephaestus.config import ROLES, ConfigError, LLMConfig
@@ -39,6 +40,7 @@ def llm_config(base_url: str, **overrides: object) -> LLMConfig:
         "temperature": 0.5,
         "max_tokens": 321,
         "models": {role: ["primary-model", "fallback-model"] for role in ROLES},
+        "local_server": "no",  # the scripted server on 127.0.0.1 stands in for a remote API
     }
     return make_config(llm={**values, **overrides}).llm
 
@@ -420,14 +422,14 @@ def test_a_nested_scope_takes_the_calls_made_inside_it(llm_server):
 
 
 # -- the prompt layer -------------------------------------------------------------------------
-def test_ask_json_decodes_the_json_object_in_a_fenced_answer(llm_server):
+def test_ask_json_decodes_and_checks_the_json_object_in_a_fenced_answer(llm_server):
     llm_server.script([chat_reply('Sure!\n```json\n{"objective": "add a docstring"}\n```')])
     models = role_models(llm_server)
 
-    answer = ask_json(models, Role.BRAIN, build_messages("Be the brain.", {"task": "x"}))
+    answer = ask_json(models, Role.BRAIN, build_messages("Be the brain.", {"task": "x"}), OBJECTIVE)
     models.close()
 
-    assert answer == {"objective": "add a docstring"}
+    assert answer == ObjectiveAnswer(objective="add a docstring")
     assert llm_server.requests[0].body["messages"][0] == {
         "role": "system",
         "content": "Be the brain.",
@@ -440,7 +442,7 @@ def test_ask_json_turns_an_answer_without_json_into_invalid_plan(llm_server, tex
     models = role_models(llm_server)
 
     with pytest.raises(CycleError) as info:
-        ask_json(models, Role.ARCHITECT, MESSAGES)
+        ask_json(models, Role.ARCHITECT, MESSAGES, PATCH_PLAN)
     models.close()
 
     assert info.value.reason is Reason.INVALID_PLAN
@@ -453,7 +455,7 @@ def test_ask_json_turns_a_failed_call_into_llm_error_with_its_error_type(llm_ser
     models = role_models(llm_server)
 
     with pytest.raises(CycleError) as info:
-        ask_json(models, Role.CODE_REVIEWER, MESSAGES)
+        ask_json(models, Role.CODE_REVIEWER, MESSAGES, REVIEW)
     models.close()
 
     assert info.value.reason is Reason.LLM_ERROR
