@@ -6,6 +6,7 @@ Completions protocol; each test scripts its answers.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -65,6 +66,12 @@ def make_logger(name: str = "hephaestus.test") -> tuple[logging.Logger, ListHand
     handler = ListHandler()
     logger.addHandler(handler)
     return logger, handler
+
+
+def log_events(stream: io.StringIO, event: str) -> list[dict[str, Any]]:
+    """The JSON log lines in ``stream`` (see the ``json_logs`` fixture) with this event."""
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    return [line for line in lines if line["event"] == event]
 
 
 # -- git repos --------------------------------------------------------------------------------
