@@ -4,7 +4,9 @@ The budget of a role's prompt is the smallest context window among its models
 (``llm.context_tokens``, ``llm.context_tokens_by_model``) less ``llm.max_tokens`` and a
 margin for the chat template and the estimate's error. Tokens are estimated as characters
 divided by :data:`CHARS_PER_TOKEN` — no tokenizer is needed, and one model's tokenizer
-would be wrong for the next. A prompt over budget loses its least relevant files first
+would be wrong for the next. The divisor is on the safe side: the brain's prompt for the
+bundled sample (JSON-escaped Python) measured 3.1 characters a token with SmolLM2's
+tokenizer, and an estimate that comes out low overflows the window. A prompt over budget loses its least relevant files first
 (each role ranks its own), then the tail of the manifest's file list; the stage's span
 says what went (``hephaestus.prompt.trimmed_files``). A prompt that does not fit even
 then fails the stage as ``llm_error`` with ``error.type=context_overflow``.
@@ -25,7 +27,7 @@ from hephaestus.agent.prompts import build_messages
 from hephaestus.llm.base import Message, Role
 from hephaestus.llm.client import RoleModels
 
-CHARS_PER_TOKEN = 3.5
+CHARS_PER_TOKEN = 3.0
 _LOG = logging.getLogger("hephaestus.prompt")
 
 
