@@ -2,14 +2,16 @@
 
 The budget of a role's prompt is the smallest context window among its models
 (``llm.context_tokens``, ``llm.context_tokens_by_model``) less ``llm.max_tokens`` and a
-margin for the chat template and the estimate's error. Tokens are estimated as characters
-divided by :data:`CHARS_PER_TOKEN` — no tokenizer is needed, and one model's tokenizer
-would be wrong for the next. The divisor is on the safe side: the brain's prompt for the
-bundled sample (JSON-escaped Python) measured 3.1 characters a token with SmolLM2's
-tokenizer, and an estimate that comes out low overflows the window. A prompt over budget loses its least relevant files first
-(each role ranks its own), then the tail of the manifest's file list; the stage's span
-says what went (``hephaestus.prompt.trimmed_files``). A prompt that does not fit even
-then fails the stage as ``llm_error`` with ``error.type=context_overflow``.
+margin of a tenth of the window for the chat template and the estimate's error. Tokens
+are estimated as characters divided by :data:`CHARS_PER_TOKEN`: no tokenizer is needed,
+and one model's tokenizer would be wrong for the next. Agent prompts (JSON-escaped Python)
+measured 2.9 to 3.2 characters a token with SmolLM2's tokenizer; an estimate that comes
+out low overflows the window, hence the margin.
+
+A prompt over budget loses its least relevant files first (each role ranks its own), then
+the tail of the manifest's file list; the stage's span says what went
+(``hephaestus.prompt.trimmed_files``). A prompt that does not fit even then fails the
+stage as ``llm_error`` with ``error.type=context_overflow``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def prompt_budget(models: RoleModels, role: Role) -> int | None:
     window = models.context_window(role)
     if window is None:
         return None
-    margin = max(64, window // 20)
+    margin = max(64, window // 10)
     return window - models.max_tokens - margin
 
 

@@ -169,7 +169,7 @@ def test_an_answer_cut_at_max_tokens_fails_as_truncated_with_its_finish_reason(
 
 def test_a_prompt_over_the_context_budget_is_trimmed_and_still_valid(llm_server, sample_repo):
     llm_server._default = answer_by_task()
-    # 4096 - 1024 - 204: about 2,900 tokens, less than the sample's ~7,000-token brain prompt
+    # 4096 - 1024 - 409: about 2,660 tokens, less than the sample's ~7,000-token brain prompt
     llm = {"context_tokens": 4096, "max_tokens": 1024}
 
     result, _, spans = run_cycle(llm_server, sample_repo, llm=llm)

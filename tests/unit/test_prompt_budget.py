@@ -68,15 +68,15 @@ def test_tokens_are_estimated_as_characters_over_three_rounded_up(text, tokens):
 
 
 def test_the_budget_leaves_room_for_the_answer_and_a_margin():
-    assert prompt_budget(models({"m": 2048}, max_tokens=512), Role.BRAIN) == 2048 - 512 - 102
-    assert prompt_budget(models({"m": 1000}, max_tokens=200), Role.BRAIN) == 1000 - 200 - 64
+    assert prompt_budget(models({"m": 2048}, max_tokens=512), Role.BRAIN) == 2048 - 512 - 204
+    assert prompt_budget(models({"m": 1000}, max_tokens=200), Role.BRAIN) == 1000 - 200 - 100
 
 
 def test_the_budget_is_that_of_the_roles_smallest_window():
     role_models = models({"big": 32_000, "small": 4096}, brain=["big", "small"])
 
     assert role_models.context_window(Role.BRAIN) == 4096
-    assert prompt_budget(role_models, Role.BRAIN) == 4096 - 512 - 204
+    assert prompt_budget(role_models, Role.BRAIN) == 4096 - 512 - 409
 
 
 def test_models_without_a_known_window_have_no_budget():
@@ -92,12 +92,12 @@ def test_a_prompt_that_fits_is_left_whole(spans):
     assert messages == build_messages(INSTRUCTIONS, payload)
     attributes = stage_attributes(spans)
     assert attributes["hephaestus.prompt.estimated_tokens"] == tokens_of(messages)
-    assert attributes["hephaestus.prompt.budget_tokens"] == 8192 - 512 - 409
+    assert attributes["hephaestus.prompt.budget_tokens"] == 8192 - 512 - 819
     assert "hephaestus.prompt.trimmed_files" not in attributes
 
 
 def test_the_least_relevant_files_go_first_until_the_prompt_fits(spans, json_logs):
-    role_models = models({"m": 1700})  # budget 1700 - 512 - 85 = 1103 tokens
+    role_models = models({"m": 1800})  # budget 1800 - 512 - 180 = 1108 tokens
     payload = {"task": "x", "sources": dict(FILES)}
 
     messages = fit(
@@ -116,7 +116,7 @@ def test_the_least_relevant_files_go_first_until_the_prompt_fits(spans, json_log
 
 def test_files_the_ranking_does_not_name_are_the_least_relevant(spans):
     messages = fit(
-        models({"m": 1700}), {"sources": dict(FILES)}, files_key="sources", ranked=["medium.py"]
+        models({"m": 1800}), {"sources": dict(FILES)}, files_key="sources", ranked=["medium.py"]
     )
 
     assert list(payload_of(messages)["sources"]) == ["small.py", "medium.py"]
@@ -125,7 +125,7 @@ def test_files_the_ranking_does_not_name_are_the_least_relevant(spans):
 
 def test_required_files_are_never_trimmed(spans):
     messages = fit(
-        models({"m": 1700}),
+        models({"m": 1800}),
         {"files": dict(FILES)},
         files_key="files",
         ranked=["small.py", "medium.py", "large.py"],
