@@ -238,6 +238,8 @@ def test_a_model_of_our_own_gets_the_same_treatment():
         schema.validate({"choice": "no", "weights": [1, False]})
     with pytest.raises(AnswerError, match="field weights must be an array, got string"):
         schema.validate({"choice": "yes", "weights": "1,2"})
+    with pytest.raises(AnswerError, match="field choice must be one of yes, no, got 'maybe'"):
+        schema.validate({"choice": "maybe", "weights": []})
 
 
 # -- the offline engine answers in the schemas' shape ------------------------------------------

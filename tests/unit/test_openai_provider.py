@@ -23,6 +23,7 @@ from hephaestus.agent.prompts import ask_json, build_messages
 from hephaestus.config import ROLES, ConfigError, LLMConfig
 from hephaestus.llm.base import LLMError, Message, Role
 from hephaestus.llm.client import RoleModels, usage_scope
+from hephaestus.llm.errorbody import server_message
 from hephaestus.llm.openai import OpenAICompatibleProvider, retry_after_seconds
 from hephaestus.resilience.retry import RetryPolicy
 
@@ -314,6 +315,20 @@ def test_the_servers_message_is_cut_to_300_characters(llm_server):
     detail = str(error).split(": ", 2)[2]
     assert len(detail) == 300
     assert detail.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"detail": {"message": "nested"}}', "nested"),
+        (b'{"detail": 5}', "5"),
+        (b'{"status": "down"}', '{"status": "down"}'),
+        (b'"just a string"', "just a string"),
+        (b"\xff\xfe not utf-8", "\ufffd\ufffd not utf-8"),
+    ],
+)
+def test_server_message_reads_what_servers_send(body, message):
+    assert server_message(body) == message
 
 
 def test_a_huge_or_deeply_nested_error_body_is_read_as_text(llm_server):
