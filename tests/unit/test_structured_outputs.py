@@ -266,27 +266,26 @@ def test_an_answer_cut_at_max_tokens_is_truncated_and_the_fallback_is_asked(llm_
     assert "hephaestus.answer.valid" not in truncated.attributes
 
 
-def test_a_truncated_answer_from_every_model_fails_with_an_actionable_message(llm_server):
-    llm_server._default = lambda _r: chat_reply("{", finish_reason="length")
+@pytest.mark.parametrize(
+    ("finish_reason", "error_type", "says"),
+    [
+        ("length", "truncated", "raise llm.max_tokens"),
+        ("content_filter", "content_filter", "the server's content filter withheld the answer"),
+    ],
+)
+def test_an_answer_every_model_stopped_short_fails_saying_why(
+    llm_server, finish_reason, error_type, says
+):
+    llm_server._default = lambda _r: chat_reply("{", finish_reason=finish_reason)
     models = role_models(llm_server)
 
     with pytest.raises(LLMError) as info:
         models.ask(Role.BRAIN, MESSAGES, OBJECTIVE)
     models.close()
 
-    assert info.value.error_type == "truncated"
-    assert "raise llm.max_tokens" in str(info.value)
-
-
-def test_a_content_filter_stop_is_its_own_error(llm_server):
-    llm_server._default = lambda _r: chat_reply("", finish_reason="content_filter")
-    models = role_models(llm_server)
-
-    with pytest.raises(LLMError) as info:
-        models.ask(Role.BRAIN, MESSAGES, OBJECTIVE)
-    models.close()
-
-    assert info.value.error_type == "content_filter"
+    assert info.value.error_type == error_type
+    assert says in str(info.value)
+    assert llm_server.models_requested() == ["model-p", "model-f"]
 
 
 def test_a_missing_or_odd_finish_reason_is_kept_as_sent(llm_server):
