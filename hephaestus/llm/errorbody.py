@@ -13,6 +13,7 @@ from typing import Any
 
 MAX_CHARS = 300
 _MAX_JSON_BYTES = 64 * 1024
+_MAX_BRACKETS = 256
 _BEARER = re.compile(r"(?i)bearer\s+\S+")
 _KEY_LIKE = re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-]{8,}")
 _SPACE = re.compile(r"\s+")
@@ -29,10 +30,12 @@ def server_message(body: bytes, secret: str = "") -> str:
 
 
 def _message(body: bytes) -> str:
-    if len(body) <= _MAX_JSON_BYTES:
+    # an error message is small and flat: anything else is read as text, never decoded deeply
+    flat = body.count(b"[") + body.count(b"{") <= _MAX_BRACKETS
+    if len(body) <= _MAX_JSON_BYTES and flat:
         try:
             return _from_json(json.loads(body))
-        except (ValueError, RecursionError):
+        except ValueError:
             pass
     return body[: MAX_CHARS * 4].decode("utf-8", "replace")
 

@@ -35,6 +35,7 @@ from hephaestus.config import STRUCTURED_OUTPUT_MODES, ConfigError, LLMConfig
 from hephaestus.llm.base import Completion, LLMError, Message, Role, llm_error
 from hephaestus.llm.errorbody import server_message
 from hephaestus.llm.schema import AnswerSchema
+from hephaestus.resilience.timeouts import current_deadline
 
 _LOG = logging.getLogger("hephaestus.llm")
 _FORMAT_REJECTED_STATUSES = (400, 422, 500)  # llama-cpp-python answers 500
@@ -97,8 +98,10 @@ class OpenAICompatibleProvider:
         schema: AnswerSchema[Any] | None = None,
     ) -> Completion:
         """POST ``chat/completions`` and return the first choice's text and token usage."""
-        limit = self._config.request_timeout if timeout is None else timeout
-        limit = self._wait_while_busy(model, min(limit, self._config.request_timeout))
+        limit = self._config.request_timeout
+        limit = limit if timeout is None else min(timeout, limit)
+        if self._wait_while_busy(model):
+            limit = min(limit, current_deadline().remaining())
         mode = self.structured_output(model) if schema is not None else "off"
         while True:
             started = self._clock()
@@ -167,16 +170,21 @@ class OpenAICompatibleProvider:
         error.retryable = False
         return error
 
-    def _wait_while_busy(self, model: str, limit: float) -> float:
-        """Wait for a local server still computing a request that timed out; the time left."""
+    def _wait_while_busy(self, model: str) -> float:
+        """Wait for a local server still computing a request that timed out; seconds waited.
+
+        The wait comes on top of the request's own timeout and must end before the stage's
+        deadline, or the call fails at once with ``endpoint_busy``.
+        """
         wait = self._busy_until - self._clock()
         if wait <= 0:
-            return limit
-        if wait >= limit:
+            return 0.0
+        deadline = current_deadline()
+        if wait >= deadline.remaining():
             raise LLMError(
                 f"{model}: the local server {self.server_address}:{self.server_port} is still "
                 f"computing a request that timed out; it gets {wait:.0f}s more to finish, "
-                f"longer than the {limit:.0f}s left",
+                f"longer than the {deadline.remaining():.0f}s left before the {deadline.what}",
                 error_type="endpoint_busy",
             )
         telemetry.add_event("llm.endpoint_busy_wait", {"hephaestus.wait_seconds": wait})
@@ -185,7 +193,7 @@ class OpenAICompatibleProvider:
             extra={"model": model, "wait_s": round(wait, 3)},
         )
         self._sleep(wait)
-        return limit - wait
+        return wait
 
     def _fall_back(self, model: str, mode: str, fallback: str, error: LLMError) -> None:
         self._modes[model] = fallback

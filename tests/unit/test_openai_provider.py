@@ -26,6 +26,7 @@ from hephaestus.llm.client import RoleModels, usage_scope
 from hephaestus.llm.errorbody import server_message
 from hephaestus.llm.openai import OpenAICompatibleProvider, retry_after_seconds
 from hephaestus.resilience.retry import RetryPolicy
+from hephaestus.resilience.timeouts import Deadline, deadline_scope
 
 KEY_ENV = "HEPHAESTUS_TEST_API_KEY"
 KEY = "sk-test-0123456789"
@@ -403,10 +404,10 @@ def test_the_next_request_to_a_busy_local_server_waits_for_it_first(llm_server):
     with pytest.raises(LLMError):
         provider.chat(Role.BRAIN, "primary-model", MESSAGES)
 
-    completion = provider.chat(Role.BRAIN, "primary-model", MESSAGES, timeout=2.0)
+    completion = provider.chat(Role.BRAIN, "primary-model", MESSAGES, timeout=0.3)
     provider.close()
 
-    assert completion.text == "done"
+    assert completion.text == "done"  # the wait did not shorten the request's own timeout
     [wait] = waits
     assert 0 < wait <= 0.3  # what was left of llm.request_timeout after the timeout
     assert len(llm_server.requests) == 2
@@ -419,12 +420,16 @@ def test_without_time_to_wait_for_a_busy_local_server_no_request_is_sent(llm_ser
     with pytest.raises(LLMError):
         provider.chat(Role.BRAIN, "primary-model", MESSAGES)
 
-    with pytest.raises(LLMError) as info:
-        provider.chat(Role.BRAIN, "primary-model", MESSAGES, timeout=0.01)
+    with (
+        deadline_scope(Deadline.after(0.01, "plan stage timeout")),
+        pytest.raises(LLMError) as info,
+    ):
+        provider.chat(Role.BRAIN, "primary-model", MESSAGES)
     provider.close()
 
     assert info.value.error_type == "endpoint_busy"
     assert "still computing a request that timed out" in str(info.value)
+    assert "left before the plan stage timeout" in str(info.value)
     assert (waits, len(llm_server.requests)) == ([], 1)
 
 
