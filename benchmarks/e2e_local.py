@@ -262,7 +262,8 @@ def render(results: dict[str, Any]) -> str:
     for c in results["calls"]:
         estimate = c["estimated_prompt_tokens"]
         if c["trimmed_files"]:
-            estimate = f"{estimate} ({c['trimmed_files']} files trimmed)"
+            plural = "s" if c["trimmed_files"] > 1 else ""
+            estimate = f"{estimate} ({c['trimmed_files']} file{plural} trimmed)"
         fmt = c["response_format"] or "-"
         if c["fallbacks"]:
             fmt += f" (after {c['fallbacks']} refusal)"
