@@ -6,6 +6,7 @@ Completions protocol; each test scripts its answers.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -66,6 +67,12 @@ def make_logger(name: str = "hephaestus.test") -> tuple[logging.Logger, ListHand
     handler = ListHandler()
     logger.addHandler(handler)
     return logger, handler
+
+
+def log_events(stream: io.StringIO, event: str) -> list[dict[str, Any]]:
+    """The JSON log lines in ``stream`` (see the ``json_logs`` fixture) with this event."""
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    return [line for line in lines if line["event"] == event]
 
 
 # -- git repos --------------------------------------------------------------------------------
@@ -303,7 +310,11 @@ class Reply:
 
 
 def chat_reply(
-    content: str, model: str = "test-model", prompt_tokens: int = 11, completion_tokens: int = 7
+    content: str,
+    model: str = "test-model",
+    prompt_tokens: int = 11,
+    completion_tokens: int = 7,
+    finish_reason: str | None = "stop",
 ) -> Reply:
     """A successful Chat Completions answer carrying ``content``."""
     return Reply(
@@ -314,7 +325,7 @@ def chat_reply(
             "choices": [
                 {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "message": {"role": "assistant", "content": content},
                 }
             ],
@@ -345,6 +356,35 @@ def model_like_reply(request: dict[str, Any], seed: int = 0) -> Reply:
     )
 
 
+def rejects_response_format(
+    *kinds: str,
+    status: int = 400,
+    then: Callable[[dict[str, Any]], Reply] = model_like_reply,
+) -> Callable[[dict[str, Any]], Reply]:
+    """A server default that refuses ``response_format`` types ``kinds``, as servers do.
+
+    The refusal names ``response_format`` in an OpenAI-style error body; any other request
+    (no ``response_format``, or a type not in ``kinds``) is answered by ``then``.
+    """
+
+    def answer(request: dict[str, Any]) -> Reply:
+        kind = (request.get("response_format") or {}).get("type")
+        if kind in kinds:
+            return Reply(
+                status=status,
+                body={
+                    "error": {
+                        "message": f"response_format type {kind!r} is not supported",
+                        "type": "invalid_request_error",
+                        "param": "response_format",
+                    }
+                },
+            )
+        return then(request)
+
+    return answer
+
+
 @dataclass
 class Request:
     """One request the server received."""
@@ -352,6 +392,11 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The ``response_format`` the request asked for, if any."""
+        return (self.body or {}).get("response_format")
 
 
 class ScriptedLLMServer:
@@ -489,6 +534,7 @@ def openai_config(
         "base_url": server.base_url,
         "api_key_env": "",
         "request_timeout": 5.0,
+        "local_server": "no",  # the scripted server on 127.0.0.1 stands in for a remote API
         "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
         **sections.pop("llm", {}),
     }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hephaestus.agent.answers import PATCH_PLAN
+from hephaestus.agent.budget import fit_messages
 from hephaestus.agent.manifest import Manifest
 from hephaestus.agent.models import Objective, PatchPlan
-from hephaestus.agent.patches import TextFile, parse_plan
-from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.patches import TextFile, plan_from_answer
+from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
 
@@ -26,7 +28,12 @@ _MAX_FILE_BYTES = 200_000
 def plan_patch(
     models: RoleModels, objective: Objective, manifest: Manifest, root: Path
 ) -> PatchPlan:
-    """Ask the architect for a plan; the objective's file is shown in full."""
+    """Ask the architect for a plan; the objective's file is shown in full.
+
+    Without a file named by the objective, the files its text mentions are shown, else the
+    sources; a prompt over budget loses the least relevant of them (the largest first),
+    never the objective's own file.
+    """
     files = {}
     for path in _relevant_files(objective, manifest):
         full = root / path
@@ -38,7 +45,16 @@ def plan_patch(
         "manifest": manifest.to_prompt(),
         "files": files,
     }
-    return parse_plan(ask_json(models, Role.ARCHITECT, build_messages(INSTRUCTIONS, payload)))
+    messages = fit_messages(
+        models,
+        Role.ARCHITECT,
+        INSTRUCTIONS,
+        payload,
+        files_key="files",
+        ranked=sorted(files, key=lambda p: (len(files[p]), p)),
+        required=[p for p in files if p == objective.file_path],
+    )
+    return plan_from_answer(ask_json(models, Role.ARCHITECT, messages, PATCH_PLAN))
 
 
 def _relevant_files(objective: Objective, manifest: Manifest) -> list[str]:

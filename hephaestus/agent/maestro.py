@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hephaestus.agent.answers import STRATEGY
+from hephaestus.agent.budget import fit_messages
 from hephaestus.agent.manifest import Manifest
-from hephaestus.agent.models import CycleError, Objective, PatchPlan, Reason, StrategyChoice
-from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.models import Objective, PatchPlan, StrategyChoice
+from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
 
@@ -25,7 +27,11 @@ def choose_strategy(
     strategies: Mapping[str, Sequence[str]],
     default: str,
 ) -> StrategyChoice:
-    """Ask the maestro; a strategy that is not configured fails the cycle with ``invalid_plan``."""
+    """Ask the maestro; a strategy that is not configured fails the cycle with ``invalid_plan``.
+
+    The schema lists the configured strategies, so a model under structured outputs cannot
+    name another.
+    """
     payload = {
         "task": "strategy",
         "objective": objective.to_json(),
@@ -35,13 +41,11 @@ def choose_strategy(
         "default_strategy": default,
         "strategies": {name: list(steps) for name, steps in strategies.items()},
     }
-    answer = ask_json(models, Role.MAESTRO, build_messages(INSTRUCTIONS, payload))
-    name = answer.get("strategy")
-    if not isinstance(name, str) or name not in strategies:
-        raise CycleError(
-            Reason.INVALID_PLAN,
-            f"maestro chose {name!r}, which is not a configured strategy ({', '.join(strategies)})",
-        )
+    messages = fit_messages(models, Role.MAESTRO, INSTRUCTIONS, payload)
+    schema = STRATEGY.with_choices(strategy=tuple(strategies))
+    answer = ask_json(models, Role.MAESTRO, messages, schema)
     return StrategyChoice(
-        name=name, steps=tuple(strategies[name]), rationale=str(answer.get("rationale") or "")
+        name=answer.strategy,
+        steps=tuple(strategies[answer.strategy]),
+        rationale=answer.rationale or "",
     )

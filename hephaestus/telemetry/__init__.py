@@ -30,6 +30,7 @@ from hephaestus.telemetry.instrument import (
     exemplar,
     record_cycle,
     resume_failure_streak,
+    set_attributes,
     stage_span,
     tool_span,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "record_cycle",
     "render_metrics",
     "resume_failure_streak",
+    "set_attributes",
     "setup_telemetry",
     "stage_span",
     "tool_span",

@@ -217,12 +217,22 @@ class ChatCall:
         response_model: str,
         input_tokens: int,
         output_tokens: int,
+        *,
+        finish_reason: str | None = None,
+        response_format: str | None = None,
     ) -> None:
-        """Record the response model, token usage and the content (or its hash)."""
+        """Record the response model, token usage, finish reason and the content (or its hash).
+
+        ``response_format`` is the structured-output mode the answer was asked in.
+        """
         span = self.span
         span.set_attribute("gen_ai.response.model", response_model)
         span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+        if finish_reason:
+            span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
+        if response_format:
+            span.set_attribute("hephaestus.response_format", response_format)
         prompt = json.dumps([{"role": m.role, "content": m.content} for m in messages])
         if STATE.capture_content:
             span.set_attribute("gen_ai.input.messages", prompt)
@@ -240,6 +250,10 @@ class ChatCall:
             catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type).observe(
                 count, exemplar=sample
             )
+
+    def answer_checked(self, *, valid: bool) -> None:
+        """Whether the answer was a JSON object that fits the role's schema."""
+        self.span.set_attribute("hephaestus.answer.valid", valid)
 
     def _labels(self) -> dict[str, str]:
         model = self.model if self.model in STATE.models else OTHER_MODEL
@@ -289,6 +303,11 @@ def chat_span(
 def add_event(name: str, attributes: Mapping[str, Any]) -> None:
     """Add an event to the current span (retries, breaker transitions)."""
     trace.get_current_span().add_event(name, dict(attributes))
+
+
+def set_attributes(attributes: Mapping[str, Any]) -> None:
+    """Set attributes on the current span (how a stage's prompt was fitted, for instance)."""
+    trace.get_current_span().set_attributes(dict(attributes))
 
 
 @dataclass
