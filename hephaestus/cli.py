@@ -8,28 +8,36 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
 
 from rich.console import Console
 
-from hephaestus import __version__
 from hephaestus.agent.build import build_runner, memory_path, span_file_path
 from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
 from hephaestus.agent.memory import Memory, MemoryStoreError
 from hephaestus.agent.models import CycleAborted, CycleResult, Outcome, check_correlation_id
 from hephaestus.agent.recovery import AgentLocked
 from hephaestus.agent.workspace import WorkspaceError
+from hephaestus.cli_args import build_parser
 from hephaestus.config import Config, ConfigError, describe, load_config
 from hephaestus.display import (
     CycleProgress,
     config_toml,
     history_table,
+    report_view,
+    status_view,
     summary_table,
     trace_tree,
 )
+from hephaestus.performance import (
+    PrometheusError,
+    memory_analyzer,
+    prometheus_analyzer,
+)
+from hephaestus.performance.report import to_markdown
 from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.sample import create_demo_repo
-from hephaestus.service.listen import ListenError
+from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable, fetch_status
+from hephaestus.service.server import ListenError
 from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
 from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
@@ -41,114 +49,6 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """Arguments that cannot work together; exit code 2."""
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _common(parser: argparse.ArgumentParser, project: bool = True) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="hephaestus.toml to load (default: $HEPHAESTUS_CONFIG, else built-in defaults)",
-    )
-    if project:
-        parser.add_argument(
-            "--project",
-            type=Path,
-            default=Path("."),
-            help="git repository to improve (default: current directory)",
-        )
-
-
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-def _add_run(sub: Subparsers) -> None:
-    run = sub.add_parser("run", help="run N improvement cycles against a repository")
-    _common(run)
-    run.add_argument("--cycles", type=_positive, default=1, help="cycles to run (default 1)")
-    run.add_argument("--provider", choices=("offline", "openai"), help="override agent.provider")
-    run.add_argument("--objective", help="objective of the first cycle (default: the brain picks)")
-    run.add_argument("--correlation-id", help="correlation id of the cycle (needs --cycles 1)")
-
-
-def _add_demo(sub: Subparsers) -> None:
-    demo = sub.add_parser("demo", help="run cycles on a fresh copy of the bundled sample project")
-    _common(demo, project=False)
-    demo.add_argument("--cycles", type=_positive, default=12, help="cycles to run (default 12)")
-    demo.add_argument(
-        "--workdir",
-        type=Path,
-        help="new or empty directory for the demo repo (default: a new temporary directory)",
-    )
-    demo.add_argument("--provider", choices=("offline", "openai"), help="override agent.provider")
-
-
-def _add_serve(sub: Subparsers) -> None:
-    serve = sub.add_parser("serve", help="run cycles continuously until SIGINT/SIGTERM")
-    _common(serve)
-    serve.add_argument(
-        "--interval",
-        type=_non_negative_float,
-        default=None,
-        help="seconds to wait between cycles (default: service.interval)",
-    )
-    serve.add_argument(
-        "--host", help="bind address of /metrics and the API (default: service.host, 127.0.0.1)"
-    )
-    serve.add_argument(
-        "--port", type=int, help="port of /metrics and the API (default: service.port, 9464)"
-    )
-
-
-def _add_history_and_trace(sub: Subparsers) -> None:
-    history = sub.add_parser("history", help="list recent cycles from memory")
-    _common(history)
-    history.add_argument("--limit", type=_positive, default=20, help="rows to show (default 20)")
-    history.add_argument("--json", action="store_true", help="one JSON object per line")
-    trace_cmd = sub.add_parser("trace", help="print the span tree of one cycle")
-    _common(trace_cmd)
-    trace_cmd.add_argument("id", help="correlation id or trace id (or a unique prefix of either)")
-    trace_cmd.add_argument(
-        "--jaeger-url",
-        help="read from Jaeger's API v3 at this URL "
-        "(e.g. http://localhost:16686) instead of the local span file",
-    )
-
-
-def _add_config(sub: Subparsers) -> None:
-    config = sub.add_parser("config", help="inspect configuration")
-    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    show = config_sub.add_parser("show", help="print the effective config, secrets masked")
-    _common(show, project=False)
-    show.add_argument("--json", action="store_true", help="print JSON instead of TOML")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="hephaestus",
-        description=(
-            "An observable autonomous agent that improves a git repository in validated cycles."
-        ),
-    )
-    parser.add_argument("--version", action="version", version=f"hephaestus {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_demo, _add_serve, _add_history_and_trace, _add_config):
-        add(sub)
-    return parser
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -252,7 +152,12 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
     overrides = {
         key: value
-        for key, value in (("interval", args.interval), ("host", args.host), ("port", args.port))
+        for key, value in (
+            ("interval", args.interval),
+            ("host", args.host),
+            ("port", args.port),
+            ("jaeger_url", args.jaeger_url),
+        )
         if value is not None
     }
     config = _load(args)
@@ -299,6 +204,33 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus status``."""
+    status = fetch_status(args.url)
+    if args.format == "json":
+        print(json.dumps(status.to_dict(), indent=2, default=str))
+    else:
+        console.print(status_view(status.to_dict()))
+    return status.exit_code
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """``hephaestus report``."""
+    if args.prometheus_url:
+        analyzer = prometheus_analyzer(args.prometheus_url, args.since)
+    else:
+        config = load_config(args.config)
+        analyzer = memory_analyzer(memory_path(config, GitRepo.open(args.project)), args.since)
+    analysis = analyzer.analyze_agent_performance()
+    if args.format == "json":
+        print(json.dumps(analysis, indent=2, default=str))
+    elif args.format == "markdown":
+        print(to_markdown(analysis))
+    else:
+        console.print(report_view(analysis))
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, console: Console) -> int:
     """``hephaestus config show``."""
     shown = describe(load_config(args.config))
@@ -326,6 +258,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": cmd_serve,
     "history": cmd_history,
     "trace": cmd_trace,
+    "status": cmd_status,
+    "report": cmd_report,
     "config": cmd_config,
 }
 
@@ -337,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
     try:
         return COMMANDS[args.command](args, console)
+    except ServiceUnreachable as exc:
+        print(f"hephaestus: error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except (UsageError, ConfigError, NotAGitRepository, FileExistsError, ListenError) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -347,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         TraceNotFound,
         AgentLocked,
+        PrometheusError,
     ) as exc:
         print(f"hephaestus: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -23,6 +23,8 @@ ENV_CONFIG_FILE = "HEPHAESTUS_CONFIG"
 # set by the agent for its own subprocesses, not configuration
 _ENV_NOT_CONFIG = {ENV_CONFIG_FILE, "HEPHAESTUS_SPAN_FILE", "HEPHAESTUS_PYTEST_REPORT"}
 ROLES = ("brain", "architect", "code_reviewer", "maestro")
+STRUCTURED_OUTPUT_MODES = ("json_schema", "json_object", "off")
+MIN_PROMPT_TOKENS = 512  # what a context window must leave for the prompt after max_tokens
 VALIDATION_STEPS = ("syntax", "pytest")
 
 
@@ -102,7 +104,7 @@ class LLMConfig:
     )
     request_timeout: float = _spec(60.0, "seconds per HTTP request", min=0.01)
     temperature: float = _spec(0.2, "sampling temperature", min=0, max=2)
-    max_tokens: int = _spec(4096, "completion token limit", min=1)
+    max_tokens: int = _spec(2048, "completion token limit", min=1)
     max_response_bytes: int = _spec(
         1_048_576, "bytes of one model response before it is refused", min=1024
     )
@@ -110,6 +112,28 @@ class LLMConfig:
         {role: ["openai/gpt-4o-mini"] for role in ROLES},
         "role -> ordered model list (first is primary, the rest are fallbacks)",
     )
+    structured_output: str = _spec(
+        "json_schema",
+        "ask for answers that follow each role's JSON schema; a model that rejects a mode "
+        "is asked again with the next one (json_schema -> json_object -> off)",
+        choices=STRUCTURED_OUTPUT_MODES,
+    )
+    context_tokens: int = _spec(
+        8192, "context window of every model, in tokens (prompt + max_tokens)", min=256
+    )
+    context_tokens_by_model: dict = _spec(
+        {}, "model -> context window in tokens, for models that differ from context_tokens"
+    )
+    local_server: str = _spec(
+        "auto",
+        "the endpoint is one local server that keeps computing a request that timed out "
+        "(llama.cpp, Ollama): such timeouts are not retried; auto = yes on a loopback address",
+        choices=("auto", "yes", "no"),
+    )
+
+    def context_window(self, model: str) -> int:
+        """The context window of ``model`` in tokens."""
+        return int(self.context_tokens_by_model.get(model, self.context_tokens))
 
 
 @dataclass(frozen=True)
@@ -146,7 +170,11 @@ class ResilienceConfig:
     """Retries, circuit breakers, timeouts and shutdown."""
 
     retry_attempts: int = _spec(3, "attempts per model call (1 = no retry)", min=1, max=20)
-    retry_timeout: float = _spec(60.0, "seconds all attempts of one model call may take", min=0.1)
+    retry_timeout: float = _spec(
+        150.0,
+        "seconds all attempts of one model call may take; must exceed llm.request_timeout",
+        min=0.1,
+    )
     retry_wait_initial: float = _spec(0.5, "first backoff in seconds", min=0)
     retry_wait_max: float = _spec(10.0, "longest backoff in seconds", min=0)
     retry_wait_jitter: float = _spec(1.0, "random extra backoff in seconds", min=0)
@@ -193,6 +221,18 @@ class ServiceConfig:
     interval: float = _spec(30.0, "seconds between cycles of `hephaestus serve`", min=0)
     host: str = _spec("127.0.0.1", "bind address of /metrics and the API")
     port: int = _spec(9464, "port of /metrics and the API (0 = any free port)", min=0, max=65535)
+    max_connections: int = _spec(
+        1000, "open connections beyond which requests get 503", min=1, max=100_000
+    )
+    read_timeout: float = _spec(
+        10.0, "seconds a client has to send a whole request before it is cut off", min=0.1
+    )
+    keep_alive_timeout: float = _spec(
+        5.0, "seconds an idle keep-alive connection stays open", min=0.1
+    )
+    jaeger_url: str = _spec(
+        "", "Jaeger UI the dashboard's trace view links to (e.g. http://localhost:16686)"
+    )
 
 
 @dataclass(frozen=True)
@@ -438,6 +478,37 @@ def _check_cross_fields(config: Config) -> None:
         raise ConfigError(
             f"llm.models has unknown role(s) {', '.join(sorted(unknown))}; "
             f"roles: {', '.join(ROLES)}"
+        )
+    _check_context_windows(config.llm)
+    _check_timeouts(config)
+
+
+def _check_context_windows(llm: LLMConfig) -> None:
+    for model, tokens in llm.context_tokens_by_model.items():
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 256:
+            raise ConfigError(
+                f"llm.context_tokens_by_model.{model} = {tokens!r}: give each model's context "
+                "window as a whole number of tokens >= 256"
+            )
+    windows = {"llm.context_tokens": llm.context_tokens} | {
+        f"llm.context_tokens_by_model.{m}": t for m, t in llm.context_tokens_by_model.items()
+    }
+    for key, tokens in windows.items():
+        if tokens - llm.max_tokens < MIN_PROMPT_TOKENS:
+            raise ConfigError(
+                f"{key} = {tokens} leaves {tokens - llm.max_tokens} tokens for the prompt after "
+                f"llm.max_tokens = {llm.max_tokens}; at least {MIN_PROMPT_TOKENS} are needed: "
+                "lower llm.max_tokens or give the model's real context window"
+            )
+
+
+def _check_timeouts(config: Config) -> None:
+    request, retry = config.llm.request_timeout, config.resilience.retry_timeout
+    if retry <= request:
+        raise ConfigError(
+            f"resilience.retry_timeout = {retry:g} must exceed llm.request_timeout = {request:g}, "
+            "or a request that timed out can never be retried; allow at least one retry, "
+            f"e.g. resilience.retry_timeout = {2 * request + 10:g}"
         )
 
 

@@ -8,12 +8,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
 from hephaestus.agent.models import CycleResult, Stage
+from hephaestus.performance.kpis import format_target, format_value
+from hephaestus.telemetry.traces import KEY_ATTRIBUTES
 
 OUTCOME_STYLES = {"succeeded": "green", "rejected": "yellow", "failed": "red", "aborted": "magenta"}
 
@@ -158,21 +160,6 @@ def age(timestamp: float | None) -> str:
     return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
 
 
-_KEY_ATTRIBUTES = (
-    "hephaestus.outcome",
-    "hephaestus.reason",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "error.type",
-    "hephaestus.tool.result",
-    "test.case.name",
-    "hephaestus.tests.passed",
-    "hephaestus.tests.failed",
-)
-
-
 _MAX_TEST_SPANS = 5
 
 
@@ -199,7 +186,7 @@ def _add_span(parent: Tree, span: Mapping[str, Any], children: dict) -> None:
     attributes = span.get("attributes", {})
     shown = " ".join(
         f"{k.split('.')[-1] if k.startswith('hephaestus.') else k}={attributes[k]}"
-        for k in _KEY_ATTRIBUTES
+        for k in KEY_ATTRIBUTES
         if k in attributes
     )
     label = f"{span['name']}  {duration_ms:.1f} ms"
@@ -216,3 +203,80 @@ def _add_span(parent: Tree, span: Mapping[str, Any], children: dict) -> None:
         node.add(f"[dim]… {len(tests) - sum(k in tests for k in kids)} passing tests[/]")
     for child in kids:
         _add_span(node, child, children)
+
+
+STATE_STYLES = {"ok": "green", "breach": "bold red", "no_data": "dim"}
+
+
+def kpi_table(kpis: Iterable[Mapping[str, Any]], title: str = "KPIs") -> Table:
+    """One row per KPI: value, target, state."""
+    table = Table(title=title, title_justify="left")
+    for column in ("KPI", "value", "target", "state", "basis"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for kpi in kpis:
+        state = kpi["state"]
+        table.add_row(
+            kpi["title"],
+            format_value(dict(kpi)),
+            format_target(dict(kpi)),
+            f"[{STATE_STYLES[state]}]{state.replace('_', ' ')}[/]",
+            f"[dim]{kpi['basis']}[/]",
+        )
+    return table
+
+
+def status_view(status: Mapping[str, Any]) -> Group:
+    """``hephaestus status``: health line, KPI table, open breakers, last failures."""
+    verdict = "[green]healthy[/]" if status["healthy"] else "[bold red]breach[/]"
+    parts: list[Any] = [
+        f"{status['url']}: {verdict} · status {status['status']} · "
+        f"{'ready' if status['ready'] else 'not ready'} · v{status['version']} · "
+        f"up {int(status['uptime_seconds'] or 0)} s · {status['cycles_run']} cycles run · "
+        f"queue {status['queue_depth']}",
+        kpi_table(status["kpis"]),
+    ]
+    if status["open_breakers"]:
+        parts.append(f"[red]open breakers:[/] {', '.join(status['open_breakers'])}")
+    for breach in status["breaches"]:
+        parts.append(f"[red]✗[/] {breach}")
+    if status["last_failures"]:
+        failures = Table(title="Last failures", title_justify="left")
+        for column in ("#", "reason", "correlation_id", "objective"):
+            failures.add_column(column, overflow="fold" if column == "objective" else "ellipsis")
+        for cycle in status["last_failures"]:
+            failures.add_row(
+                str(cycle["cycle_number"]),
+                cycle["reason"],
+                cycle["correlation_id"],
+                cycle["objective"] or "-",
+            )
+        parts.append(failures)
+    return Group(*parts)
+
+
+def report_view(analysis: Mapping[str, Any]) -> Group:
+    """``hephaestus report``: score, KPIs, bottlenecks and recommendations."""
+    overall = analysis["overall_performance"]
+    if overall["score"] is None:
+        headline = f"[yellow]not enough data[/]: {overall['detail']}"
+    else:
+        headline = (
+            f"score [bold]{overall['score']:.1f}[/]/100 · {overall['kpis_met']} of "
+            f"{overall['kpis_measured']} measured KPIs on target · {overall['cycles']} cycles"
+        )
+    parts: list[Any] = [headline, kpi_table(overall["kpis"])]
+    if analysis["bottlenecks"]:
+        table = Table(title="Bottlenecks", title_justify="left")
+        for column in ("kind", "name", "share", "p95", "budget"):
+            table.add_column(column, justify="right" if column in ("share", "p95") else "left")
+        for b in analysis["bottlenecks"]:
+            p95 = "-" if b["p95_s"] is None else f"{b['p95_s']:.2f} s"
+            over = "[red]over 5 s[/]" if b["over_budget"] else "within 5 s"
+            table.add_row(b["kind"], b["name"], f"{b['share'] * 100:.0f} %", p95, over)
+        parts.append(table)
+    for recommendation in analysis["recommendations"]:
+        parts.append(f"• {recommendation['message']}")
+    parts.append(f"[dim]source: {overall['source']}[/]")
+    for note in analysis["measurements"].get("notes", []):
+        parts.append(f"[dim]note: {note}[/]")
+    return Group(*parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import sys
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -39,12 +42,48 @@ def no_ambient_otel(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def require_binary(name: str) -> str:
-    """The path of ``name``; skip without it locally, fail in CI (``CI=true``)."""
-    path = shutil.which(name)
+def require_binary(name: str, *aliases: str) -> str:
+    """The path of ``name`` (or of an alias); skip without it locally, fail in CI (``CI=true``).
+
+    Aliases cover binaries a distribution renames (Debian's ``prometheus-alertmanager``).
+    """
+    path = next(filter(None, map(shutil.which, (name, *aliases))), None)
     if path is None:
         message = f"{name} is not installed; `make test` installs it (Debian package)"
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Telemetry set up as the agent does, with spans kept in memory."""
+    from hephaestus import telemetry
+    from hephaestus.config import TelemetryConfig
+
+    exporter = InMemorySpanExporter()
+    handle = telemetry.setup_telemetry(
+        TelemetryConfig(),
+        span_file=None,
+        models=["model-a", "model-p", "model-f"],
+        env={},
+        extra_exporter=exporter,
+    )
+    yield exporter
+    handle.shutdown()
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The ``hephaestus`` loggers writing JSON lines into a buffer, restored afterwards."""
+    from hephaestus.telemetry import configure_logging
+
+    logger = logging.getLogger("hephaestus")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    stream = io.StringIO()
+    configure_logging(level="debug", fmt="json", stream=stream)
+    yield stream
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]

@@ -6,6 +6,7 @@ Completions protocol; each test scripts its answers.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -15,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,6 +68,12 @@ def make_logger(name: str = "hephaestus.test") -> tuple[logging.Logger, ListHand
     handler = ListHandler()
     logger.addHandler(handler)
     return logger, handler
+
+
+def log_events(stream: io.StringIO, event: str) -> list[dict[str, Any]]:
+    """The JSON log lines in ``stream`` (see the ``json_logs`` fixture) with this event."""
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    return [line for line in lines if line["event"] == event]
 
 
 # -- git repos --------------------------------------------------------------------------------
@@ -188,6 +196,135 @@ def run_cli(
     )
 
 
+@contextmanager
+def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iterator[Any]:
+    """A :class:`Service` on ``repo`` with only its HTTP server running, on a free port.
+
+    A test that needs a cycle runs one with ``service._one_cycle()``, as the loop would.
+    """
+    from hephaestus.service.loop import Service
+
+    runner = make_agent(config or make_config(), repo, **agent)
+    service = Service(runner, interval=0, host="127.0.0.1", port=0)
+    service.http.start()
+    try:
+        yield service
+    finally:
+        service.http.stop()
+        runner.close()
+
+
+def service_url(service: Any) -> str:
+    """The base URL of a running :func:`http_service`."""
+    host, port = service.http.address
+    return f"http://{host}:{port}"
+
+
+def serve_command(repo: Path, port: int, *args: str, interval: float = 0.5) -> list[str]:
+    """The command line of ``hephaestus serve`` on ``repo``, as an operator types it."""
+    command = [sys.executable, "-m", "hephaestus", "serve", "--project", str(repo)]
+    return [*command, "--port", str(port), "--interval", str(interval), *args]
+
+
+@contextmanager
+def serve(
+    repo: Path,
+    port: int,
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    interval: float = 0.5,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``hephaestus serve`` on ``repo`` as an operator starts it; SIGTERM (then kill) on exit.
+
+    Output (JSON log lines and the per-cycle lines) goes to ``log``.
+    """
+    command = serve_command(repo, port, *args, interval=interval)
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(env))
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@dataclass
+class Served:
+    """A running ``hephaestus serve`` on a fresh copy of the sample project."""
+
+    url: str
+    repo: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def wait(self, check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+        """:func:`wait_until`, failing with the service's log."""
+        return wait_until(check, timeout, what, [self.proc], [self.log])
+
+    def cycles_run(self) -> int:
+        import httpx
+
+        return int(httpx.get(f"{self.url}/api/health", timeout=10).json()["cycles_run"])
+
+
+@contextmanager
+def serve_sample(
+    root: Path, *, cycles: int = 1, env: Mapping[str, str] | None = None, interval: float = 0.5
+) -> Iterator[Served]:
+    """:func:`serve` on the sample project under ``root``, once ``cycles`` cycles have run."""
+    repo = make_target_repo(root / "target", sample=True)
+    port, log = free_port(), root / "serve.log"
+    with serve(repo, port, log, env=env, interval=interval) as proc:
+        served = Served(f"http://127.0.0.1:{port}", repo, proc, log)
+        served.wait(lambda: served.cycles_run() >= cycles, f"{cycles} cycle(s)")
+        yield served
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str,
+    procs: Iterable[subprocess.Popen[Any]] = (),
+    logs: Iterable[Path] = (),
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the logs' tails otherwise.
+
+    A transport error counts as "not yet"; a process in ``procs`` that exits fails at once.
+    """
+    import httpx
+    import pytest
+
+    def tails() -> str:
+        return "\n".join(f"--- {p} ---\n{p.read_text()[-2500:]}" for p in logs if p.exists())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"{proc.args} exited with {proc.returncode} waiting for {what}\n{tails()}"
+                )
+        try:
+            found = check()
+        except httpx.TransportError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails()}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:
@@ -208,7 +345,11 @@ class Reply:
 
 
 def chat_reply(
-    content: str, model: str = "test-model", prompt_tokens: int = 11, completion_tokens: int = 7
+    content: str,
+    model: str = "test-model",
+    prompt_tokens: int = 11,
+    completion_tokens: int = 7,
+    finish_reason: str | None = "stop",
 ) -> Reply:
     """A successful Chat Completions answer carrying ``content``."""
     return Reply(
@@ -219,7 +360,7 @@ def chat_reply(
             "choices": [
                 {
                     "index": 0,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "message": {"role": "assistant", "content": content},
                 }
             ],
@@ -250,6 +391,35 @@ def model_like_reply(request: dict[str, Any], seed: int = 0) -> Reply:
     )
 
 
+def rejects_response_format(
+    *kinds: str,
+    status: int = 400,
+    then: Callable[[dict[str, Any]], Reply] = model_like_reply,
+) -> Callable[[dict[str, Any]], Reply]:
+    """A server default that refuses ``response_format`` types ``kinds``, as servers do.
+
+    The refusal names ``response_format`` in an OpenAI-style error body; any other request
+    (no ``response_format``, or a type not in ``kinds``) is answered by ``then``.
+    """
+
+    def answer(request: dict[str, Any]) -> Reply:
+        kind = (request.get("response_format") or {}).get("type")
+        if kind in kinds:
+            return Reply(
+                status=status,
+                body={
+                    "error": {
+                        "message": f"response_format type {kind!r} is not supported",
+                        "type": "invalid_request_error",
+                        "param": "response_format",
+                    }
+                },
+            )
+        return then(request)
+
+    return answer
+
+
 @dataclass
 class Request:
     """One request the server received."""
@@ -257,6 +427,11 @@ class Request:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+
+    @property
+    def response_format(self) -> dict[str, Any] | None:
+        """The ``response_format`` the request asked for, if any."""
+        return (self.body or {}).get("response_format")
 
 
 class ScriptedLLMServer:
@@ -396,6 +571,7 @@ def openai_config(
         "base_url": server.base_url,
         "api_key_env": "",
         "request_timeout": 5.0,
+        "local_server": "no",  # the scripted server on 127.0.0.1 stands in for a remote API
         "models": {role: list((models or {}).get(role, ["model-a"])) for role in roles},
         **sections.pop("llm", {}),
     }

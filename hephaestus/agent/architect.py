@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hephaestus.agent.answers import PATCH_PLAN
+from hephaestus.agent.budget import fit_messages
 from hephaestus.agent.manifest import Manifest
 from hephaestus.agent.models import Objective, PatchPlan
 from hephaestus.agent.patches import (
     DEFAULT_MAX_FILE_BYTES,
     TextFile,
     confine_plan,
-    parse_plan,
+    plan_from_answer,
     safe_path,
 )
-from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
 
@@ -38,8 +40,10 @@ def plan_patch(
 ) -> PatchPlan:
     """Ask the architect for a plan; the objective's file is shown in full.
 
-    Every file is confined to ``root`` before it is read; the plan's paths are confined
-    before anyone reads them (``unsafe_path``).
+    Without a file named by the objective, the files its text mentions are shown, else the
+    sources; a prompt over budget loses the least relevant of them (the largest first),
+    never the objective's own file. Every file is confined to ``root`` before it is read,
+    and the plan's paths before anyone reads them (``unsafe_path``).
     """
     files = {}
     for path in _relevant_files(objective, manifest):
@@ -52,8 +56,17 @@ def plan_patch(
         "manifest": manifest.to_prompt(),
         "files": files,
     }
-    answer = ask_json(models, Role.ARCHITECT, build_messages(INSTRUCTIONS, payload))
-    plan = parse_plan(answer, max_file_bytes)
+    messages = fit_messages(
+        models,
+        Role.ARCHITECT,
+        INSTRUCTIONS,
+        payload,
+        files_key="files",
+        ranked=sorted(files, key=lambda p: (len(files[p]), p)),
+        required=[p for p in files if p == objective.file_path],
+    )
+    answer = ask_json(models, Role.ARCHITECT, messages, PATCH_PLAN)
+    plan = plan_from_answer(answer, max_file_bytes)
     confine_plan(plan, root)
     return plan
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
+from hephaestus.agent.answers import OBJECTIVE
+from hephaestus.agent.budget import fit_messages
 from hephaestus.agent.manifest import Manifest
 from hephaestus.agent.models import CycleError, Objective, Reason
-from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
 
@@ -15,9 +18,9 @@ _LOG = logging.getLogger(__name__)
 
 INSTRUCTIONS = """
 You are the brain of Hephaestus, an agent that improves a Python repository one small,
-verifiable change at a time. From the manifest, the sources and the recent cycles, propose
-ONE objective that a reviewer can check and that keeps every test passing. Never propose an
-objective listed in blocked_objectives. Reply with a JSON object:
+verifiable change at a time. From the manifest, the sources (some files, in full) and the
+recent cycles, propose ONE objective that a reviewer can check and that keeps every test
+passing. Never propose an objective listed in blocked_objectives. Reply with a JSON object:
 "objective" (one sentence, or null when nothing is worth doing), "kind", "file_path",
 "symbol" and "rationale".
 """
@@ -44,19 +47,25 @@ def generate_next_objective(
         "blocked_objectives": list(current_manifest.blocked_objectives),
         "current_objective": current_objective.to_json() if current_objective else None,
     }
-    answer = ask_json(model_config, Role.BRAIN, build_messages(INSTRUCTIONS, payload))
-    text = answer.get("objective")
-    if text is None or (isinstance(text, str) and not text.strip()):
-        log.info("brain found no objective", extra={"rationale": str(answer.get("rationale"))})
+    messages = fit_messages(
+        model_config,
+        Role.BRAIN,
+        INSTRUCTIONS,
+        payload,
+        files_key="sources",
+        ranked=rank_sources(current_manifest),
+    )
+    answer = ask_json(model_config, Role.BRAIN, messages, OBJECTIVE)
+    text = answer.objective
+    if text is None or not text.strip():
+        log.info("brain found no objective", extra={"rationale": answer.rationale})
         return None
-    if not isinstance(text, str):
-        raise CycleError(Reason.INVALID_PLAN, "brain: 'objective' must be a string or null")
     objective = Objective(
         text=" ".join(text.split()),
-        kind=_opt(answer, "kind") or "freeform",
-        file_path=_opt(answer, "file_path"),
-        symbol=_opt(answer, "symbol"),
-        rationale=_opt(answer, "rationale") or "",
+        kind=answer.kind or "freeform",
+        file_path=answer.file_path or None,
+        symbol=answer.symbol or None,
+        rationale=answer.rationale or "",
     )
     if objective.text in current_manifest.blocked_objectives:
         raise CycleError(
@@ -66,6 +75,16 @@ def generate_next_objective(
     return objective
 
 
-def _opt(answer: dict[str, Any], key: str) -> str | None:
-    value = answer.get(key)
-    return value if isinstance(value, str) and value else None
+def rank_sources(manifest: Manifest) -> list[str]:
+    """The sources from most to least relevant to the brain.
+
+    Files the recent cycles did not work on come first, so a trimmed prompt still offers
+    fresh ground; among equals, smaller files first, so more of them fit.
+    """
+    mentions = Counter(
+        path
+        for cycle in manifest.recent_cycles
+        for path in manifest.sources
+        if path in str(cycle.get("objective") or "")
+    )
+    return sorted(manifest.sources, key=lambda p: (mentions[p], len(manifest.sources[p]), p))

@@ -53,9 +53,14 @@ def build_models(
 
         provider: Provider = OpenAICompatibleProvider(config.llm, env=env)
         models: Mapping[str, list[str]] = config.llm.models
+        windows = {m: config.llm.context_window(m) for names in models.values() for m in names}
     else:
         provider = OfflineProvider(seed=config.agent.seed)
         models = {role: [OFFLINE_MODEL] for role in config.llm.models}
+        # the offline engine has no context window unless one is configured for it by name
+        windows = {
+            m: t for m, t in config.llm.context_tokens_by_model.items() if m == OFFLINE_MODEL
+        }
     if config.chaos.active:
         provider = ChaosProvider(provider, config.chaos)
     resilience = config.resilience
@@ -66,6 +71,8 @@ def build_models(
         request_timeout=config.llm.request_timeout,
         breaker_threshold=resilience.breaker_failure_threshold,
         breaker_reset=resilience.breaker_reset_timeout,
+        context_windows=windows,
+        max_tokens=config.llm.max_tokens,
         clock=clock,
     )
 

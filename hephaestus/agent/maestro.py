@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hephaestus.agent.answers import STRATEGY
+from hephaestus.agent.budget import fit_messages
 from hephaestus.agent.manifest import Manifest
-from hephaestus.agent.models import CycleError, Objective, PatchPlan, Reason, StrategyChoice
-from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.models import Objective, PatchPlan, StrategyChoice
+from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
 
@@ -28,8 +30,9 @@ def choose_strategy(
 ) -> StrategyChoice:
     """Ask the maestro; a strategy that is not configured fails the cycle with ``invalid_plan``.
 
-    With ``require_tests``, a Python change in a project that has tests is validated by
-    them whatever the maestro picked (short of discarding the plan).
+    The schema lists the configured strategies, so a model under structured outputs cannot
+    name another. With ``require_tests``, a Python change in a project that has tests is
+    validated by them whatever the maestro picked (short of discarding the plan).
     """
     payload = {
         "task": "strategy",
@@ -40,15 +43,13 @@ def choose_strategy(
         "default_strategy": default,
         "strategies": {name: list(steps) for name, steps in strategies.items()},
     }
-    answer = ask_json(models, Role.MAESTRO, build_messages(INSTRUCTIONS, payload))
-    name = answer.get("strategy")
-    if not isinstance(name, str) or name not in strategies:
-        raise CycleError(
-            Reason.INVALID_PLAN,
-            f"maestro chose {name!r}, which is not a configured strategy ({', '.join(strategies)})",
-        )
+    messages = fit_messages(models, Role.MAESTRO, INSTRUCTIONS, payload)
+    schema = STRATEGY.with_choices(strategy=tuple(strategies))
+    answer = ask_json(models, Role.MAESTRO, messages, schema)
     choice = StrategyChoice(
-        name=name, steps=tuple(strategies[name]), rationale=str(answer.get("rationale") or "")
+        name=answer.strategy,
+        steps=tuple(strategies[answer.strategy]),
+        rationale=answer.rationale or "",
     )
     python = any(path.endswith(".py") for path in plan.files)
     if require_tests and manifest.has_tests and python and choice.steps:

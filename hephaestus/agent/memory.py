@@ -224,6 +224,19 @@ class Memory:
         )
         return [_row_dict(r) for r in rows]
 
+    def finished_since(self, started_after: float, limit: int = 100_000) -> list[dict[str, Any]]:
+        """Finished cycles started after ``started_after``, oldest first, at most ``limit``."""
+        rows = self._query(
+            "SELECT * FROM cycles WHERE status = 'finished' AND started_at > ?"
+            " ORDER BY started_at, id LIMIT ?",
+            (started_after, max(0, limit)),
+        )
+        return [_row_dict(r) for r in rows]
+
+    def first_started(self) -> float | None:
+        """When the oldest recorded cycle started, if any."""
+        return self._query("SELECT MIN(started_at) FROM cycles")[0][0]
+
     def find(self, any_id: str) -> dict[str, Any] | None:
         """The cycle with this correlation id or trace id, if any."""
         rows = self._query(

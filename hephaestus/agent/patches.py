@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from hephaestus.agent.answers import (
+    PATCH_PLAN,
+    DeleteBlockPatch,
+    InsertPatch,
+    PatchAnswer,
+    PatchPlanAnswer,
+    ReplacePatch,
+)
 from hephaestus.agent.models import CycleError, Operation, Patch, PatchPlan, Reason
+from hephaestus.llm.schema import AnswerError
 
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _RESERVED_DIRS = (".git", ".hephaestus")
@@ -23,58 +32,45 @@ DEFAULT_MAX_FILE_BYTES = 262_144
 
 
 def parse_plan(data: Any, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> PatchPlan:
-    """Turn the architect's decoded JSON into a :class:`PatchPlan`; fail with ``invalid_plan``.
+    """Turn the architect's decoded JSON into a :class:`PatchPlan`; fail with ``invalid_plan``."""
+    try:
+        answer = PATCH_PLAN.validate(data)
+    except AnswerError as exc:
+        raise _invalid(str(exc)) from None
+    return plan_from_answer(answer, max_file_bytes)
+
+
+def plan_from_answer(
+    answer: PatchPlanAnswer, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> PatchPlan:
+    """The plan of an answer that fits the schema, after the rules the schema cannot state.
 
     The new content one plan writes into one file is capped at ``max_file_bytes``.
     """
-    if not isinstance(data, dict):
-        raise _invalid(f"the plan must be a JSON object, got {type(data).__name__}")
-    items = data.get("patches_to_apply")
-    if not isinstance(items, list):
-        raise _invalid("the plan has no 'patches_to_apply' list")
-    if not items:
+    if not answer.patches_to_apply:
         raise _invalid("the plan has no patches")
-    analysis = data.get("analysis", "")
-    patches = tuple(_parse_patch(i, item) for i, item in enumerate(items))
+    patches = tuple(_patch(i, item) for i, item in enumerate(answer.patches_to_apply))
     _check_sizes(patches, max_file_bytes)
-    return PatchPlan(
-        analysis=analysis if isinstance(analysis, str) else str(analysis), patches=patches
-    )
+    return PatchPlan(analysis=answer.analysis, patches=patches)
 
 
-def _parse_patch(index: int, item: Any) -> Patch:
-    where = f"patch {index}"
-    if not isinstance(item, dict):
-        raise _invalid(f"{where} must be an object")
-    path, op_name = item.get("file_path"), item.get("operation")
-    if not isinstance(path, str) or not path.strip():
-        raise _invalid(f"{where} has no file_path")
-    try:
-        operation = Operation(str(op_name).upper())
-    except ValueError:
-        allowed = ", ".join(o.value for o in Operation)
-        raise _invalid(f"{where} has unknown operation {op_name!r}; allowed: {allowed}") from None
-    content = item.get("content", "")
-    if not isinstance(content, str):
-        raise _invalid(f"{where} content must be a string")
-    block_key = "block_to_delete" if operation is Operation.DELETE_BLOCK else "block_to_replace"
-    block = item.get(block_key, "")
-    if operation in (Operation.REPLACE, Operation.DELETE_BLOCK) and (
-        not isinstance(block, str) or not block
-    ):
-        raise _invalid(f"{where} ({operation}) needs a non-empty {block_key}")
-    line_number = item.get("line_number")
-    if operation is Operation.INSERT and (
-        not isinstance(line_number, int) or isinstance(line_number, bool) or line_number < 1
-    ):
-        raise _invalid(f"{where} (INSERT) needs a line_number >= 1")
-    return Patch(
-        file_path=path,
-        operation=operation,
-        content=content,
-        block=block if isinstance(block, str) else "",
-        line_number=line_number,
-    )
+def _patch(index: int, item: PatchAnswer) -> Patch:
+    where = f"patches_to_apply[{index}]"
+    if not item.file_path.strip():
+        raise _invalid(f"field {where}.file_path is empty")
+    operation = Operation(item.operation)
+    if isinstance(item, ReplacePatch | DeleteBlockPatch):
+        key = "block_to_replace" if isinstance(item, ReplacePatch) else "block_to_delete"
+        block = getattr(item, key)
+        if not block:
+            raise _invalid(f"field {where}.{key} is empty ({operation} needs the exact text)")
+        content = item.content if isinstance(item, ReplacePatch) else ""
+        return Patch(item.file_path, operation, content=content, block=block)
+    if isinstance(item, InsertPatch):
+        if item.line_number < 1:
+            raise _invalid(f"field {where}.line_number must be >= 1, got {item.line_number}")
+        return Patch(item.file_path, operation, content=item.content, line_number=item.line_number)
+    return Patch(item.file_path, operation, content=item.content)
 
 
 def _check_sizes(patches: tuple[Patch, ...], limit: int) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hephaestus.agent.models import CycleError, Objective, Operation, PatchPlan, Reason, Review
+from hephaestus.agent.answers import REVIEW
+from hephaestus.agent.budget import fit_messages
+from hephaestus.agent.models import Objective, Operation, PatchPlan, Review
 from hephaestus.agent.patches import TextFile, confine_plan, safe_path
-from hephaestus.agent.prompts import ask_json, build_messages
+from hephaestus.agent.prompts import ask_json
 from hephaestus.agent.suite import is_about_tests, suite_files
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
@@ -100,11 +102,12 @@ def review_plan(
         "plan": _plan_json(plan),
         "files": files,
     }
-    answer = ask_json(models, Role.CODE_REVIEWER, build_messages(INSTRUCTIONS, payload))
-    approved = answer.get("approved")
-    if not isinstance(approved, bool):
-        raise CycleError(Reason.INVALID_PLAN, "code_reviewer: 'approved' must be true or false")
-    return Review(approved, str(answer.get("feedback") or ""))
+    # every file the plan touches is needed to judge it: none is trimmed
+    messages = fit_messages(
+        models, Role.CODE_REVIEWER, INSTRUCTIONS, payload, files_key="files", required=list(files)
+    )
+    answer = ask_json(models, Role.CODE_REVIEWER, messages, REVIEW)
+    return Review(answer.approved, answer.feedback)
 
 
 def _plan_json(plan: PatchPlan) -> dict[str, object]:

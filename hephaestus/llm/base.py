@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from hephaestus.llm.schema import AnswerSchema
 
 
 class Role(enum.StrEnum):
@@ -27,7 +29,12 @@ class Message:
 
 @dataclass(frozen=True)
 class Completion:
-    """A model's answer with what it cost."""
+    """A model's answer with what it cost.
+
+    ``finish_reason`` is the server's (``stop``, ``length``…; ``None`` if it sent none) and
+    ``response_format`` the structured-output mode the answer was asked for
+    (``json_schema``, ``json_object`` or ``off``).
+    """
 
     text: str
     provider: str
@@ -35,6 +42,8 @@ class Completion:
     response_model: str
     input_tokens: int = 0
     output_tokens: int = 0
+    finish_reason: str | None = None
+    response_format: str = "off"
 
 
 class LLMError(Exception):
@@ -56,6 +65,18 @@ class LLMError(Exception):
         self.error_type = error_type
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class InvalidAnswer(ValueError):
+    """The model answered, but not what was asked; not retried, and no fallback is asked.
+
+    ``error_type`` is ``invalid_json`` (no JSON object in the answer) or ``invalid_answer``
+    (a field of the answer's schema is missing or has the wrong type).
+    """
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 class LLMTimeout(LLMError):
@@ -106,12 +127,18 @@ class Provider(Protocol):
     server_port: int | None
 
     def chat(
-        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+        self,
+        role: Role,
+        model: str,
+        messages: Sequence[Message],
+        timeout: float | None = None,
+        schema: AnswerSchema[Any] | None = None,
     ) -> Completion:
         """Send ``messages`` to ``model`` and return its answer, or raise :class:`LLMError`.
 
         ``timeout`` (seconds) overrides the configured request timeout when the cycle's
-        deadline leaves less.
+        deadline leaves less; ``schema`` is the answer's JSON schema, which a provider that
+        supports structured outputs asks the model to follow.
         """
         ...
 

@@ -18,6 +18,7 @@ from typing import Any
 from hephaestus.llm.base import Completion, LLMError, Message, Role
 from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
 from hephaestus.llm.opportunities import Opportunity, find_opportunities
+from hephaestus.llm.schema import AnswerSchema
 
 OFFLINE_MODEL = "hephaestus-offline"
 
@@ -39,9 +40,18 @@ class OfflineProvider:
         }
 
     def chat(
-        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+        self,
+        role: Role,
+        model: str,
+        messages: Sequence[Message],
+        timeout: float | None = None,
+        schema: AnswerSchema[Any] | None = None,
     ) -> Completion:
-        """Answer the last user message's JSON payload for ``role`` (instantly; no timeout)."""
+        """Answer the last user message's JSON payload for ``role`` (instantly; no timeout).
+
+        The answers have the shape of each role's schema by construction, so ``schema``
+        is not needed.
+        """
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
         try:
             payload = extract_json(prompt)
@@ -59,6 +69,7 @@ class OfflineProvider:
             response_model=OFFLINE_MODEL,
             input_tokens=max(1, size // 4),
             output_tokens=max(1, len(text) // 4),
+            finish_reason="stop",
         )
 
     def close(self) -> None:

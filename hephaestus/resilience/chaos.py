@@ -11,9 +11,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hephaestus.config import ChaosConfig
 from hephaestus.llm.base import Completion, Message, Provider, Role, llm_error
+from hephaestus.llm.schema import AnswerSchema
 
 
 class ChaosProvider:
@@ -32,7 +34,12 @@ class ChaosProvider:
         self._sleep = sleep
 
     def chat(
-        self, role: Role, model: str, messages: Sequence[Message], timeout: float | None = None
+        self,
+        role: Role,
+        model: str,
+        messages: Sequence[Message],
+        timeout: float | None = None,
+        schema: AnswerSchema[Any] | None = None,
     ) -> Completion:
         """Maybe fail, hang or lag; otherwise answer through the real provider."""
         with self._lock:
@@ -50,7 +57,7 @@ class ChaosProvider:
             raise llm_error(f"{model}: injected request timeout", error_type="timeout")
         if error:
             raise llm_error(f"{model}: injected HTTP 500", error_type="http_500")
-        return self.inner.chat(role, model, messages, timeout=timeout)
+        return self.inner.chat(role, model, messages, timeout=timeout, schema=schema)
 
     def close(self) -> None:
         """Close the real provider."""

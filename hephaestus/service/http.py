@@ -1,18 +1,17 @@
 """The service's HTTP endpoints: metrics, health, readiness and a small JSON API.
 
-Handlers run on their own threads and never raise into the server: a malformed request
-gets a 4xx with a message that says what to fix; an unexpected error a 500.
+Handlers compute each answer as ``(status, body, headers)`` and never raise into the
+server: a malformed request gets a 4xx with a message that says what to fix; an unexpected
+error a 500. The transport (Starlette on uvicorn) lives in :mod:`hephaestus.service.asgi`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,7 +44,7 @@ class HTTPError(Exception):
 
 
 class ServiceAPI:
-    """Routes and their handlers; the HTTP plumbing lives in :class:`_Handler`."""
+    """Routes and their handlers; the HTTP plumbing lives in :mod:`hephaestus.service.asgi`."""
 
     def __init__(self, monitor: SystemMonitor, queue: ObjectiveQueue) -> None:
         self.monitor = monitor
@@ -169,142 +168,15 @@ def _objective_body(request: Request) -> dict[str, Any]:
 class Request:
     """What a handler needs from an HTTP request."""
 
-    def __init__(self, method: str, target: str, headers: Any, body: bytes) -> None:
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: Any,
+        body: bytes,
+        params: dict[str, str] | None = None,
+    ) -> None:
         parts = urlsplit(target)
         self.method, self.path, self.headers, self.body = method, parts.path, headers, body
         self.query = parse_qs(parts.query)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Dispatches requests to :attr:`api`'s routes (bound per server by :func:`_handler_for`)."""
-
-    api: ServiceAPI
-    server_version = "hephaestus"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _LOG.debug("http request", extra={"request": format % args})
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            status, body, headers = self._route(method)
-        except HTTPError as exc:
-            status, body, headers = exc.status, {"error": str(exc)}, exc.headers
-        except Exception:
-            _LOG.exception("unhandled error in HTTP handler")
-            status, body, headers = 500, {"error": "internal error; see the logs"}, {}
-        self._send(int(status), body, headers)
-
-    def _route(self, method: str) -> tuple[int, Any, dict[str, str]]:
-        path = urlsplit(self.path).path
-        methods = self.api.routes.get(path.rstrip("/") or "/")
-        if methods is None:
-            self._drain()
-            raise HTTPError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; see /api/health")
-        if method not in methods:
-            self._drain()
-            raise HTTPError(
-                HTTPStatus.METHOD_NOT_ALLOWED,
-                f"{method} is not allowed on {path}; use {', '.join(methods)}",
-                {"Allow": ", ".join(methods)},
-            )
-        return methods[method](Request(method, self.path, self.headers, self._body()))
-
-    def _length(self) -> int:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True  # we do not read chunked bodies: framing is lost
-            raise HTTPError(
-                HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked"
-            )
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = None
-        if length is None or length < 0:
-            # the request's framing is lost: answer 400, then close (RFC 9112 §6.3)
-            self.close_connection = True
-            raise HTTPError(
-                HTTPStatus.BAD_REQUEST,
-                "Content-Length is not a number"
-                if length is None
-                else "Content-Length is negative",
-            )
-        return length
-
-    def _body(self) -> bytes:
-        length = self._length()
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise HTTPError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the body is {length} bytes; at most {MAX_BODY_BYTES} are allowed",
-            )
-        return self.rfile.read(length) if length else b""
-
-    def _drain(self) -> None:
-        try:
-            length = self._length()
-        except HTTPError:
-            length = 0
-        if 0 < length <= MAX_BODY_BYTES:
-            self.rfile.read(length)
-        elif length:
-            self.close_connection = True
-
-    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        payload = body if isinstance(body, bytes) else json.dumps(body, default=str).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-
-def _handler_for(api: ServiceAPI) -> type[_Handler]:
-    return type("Handler", (_Handler,), {"api": api})
-
-
-class ServiceHTTPServer:
-    """The endpoints on a background thread; :meth:`stop` closes the socket."""
-
-    def __init__(self, api: ServiceAPI, host: str, port: int) -> None:
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(api))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="hephaestus-http", daemon=True
-        )
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The bound host and port (useful with port 0)."""
-        host, port = self._httpd.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        """Serve on a daemon thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self.params = params or {}

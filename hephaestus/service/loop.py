@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from hephaestus.agent.build import build_runner
+from hephaestus.agent.build import build_runner, span_file_path
 from hephaestus.agent.models import CycleAborted, CycleResult, Outcome
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.config import Config
 from hephaestus.resilience.backoff import FailureBackoff
-from hephaestus.service.http import ServiceAPI, ServiceHTTPServer
-from hephaestus.service.listen import ListenError
+from hephaestus.service.asgi import build_app
+from hephaestus.service.dashboard import Dashboard
+from hephaestus.service.http import ServiceAPI
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import ObjectiveQueue
+from hephaestus.service.server import HTTPLimits, ServiceHTTPServer
 from hephaestus.service.shutdown import GracefulShutdown
+from hephaestus.service.trace_view import TraceView
+from hephaestus.telemetry.logs import CycleLogBuffer
 
 _LOG = logging.getLogger("hephaestus.service")
 
@@ -40,9 +45,31 @@ class Service:
         self.backoff = FailureBackoff(resilience.failure_backoff, resilience.failure_backoff_max)
         self.queue = ObjectiveQueue()
         self.monitor = SystemMonitor(runner)
-        self.http = ServiceHTTPServer(ServiceAPI(self.monitor, self.queue), host, port)
+        self.dashboard = Dashboard(self.monitor, self.queue)
+        self.logs = CycleLogBuffer()
+        self.http = ServiceHTTPServer(
+            build_app(self._routes()),
+            host,
+            port,
+            HTTPLimits.from_config(runner.config.service),
+            on_stop=(self.dashboard.close, self._forget_logs),
+        )
+        logging.getLogger("hephaestus").addHandler(self.logs)
         self.on_cycle = on_cycle
         self.stop.listeners.append(self._stopping)
+
+    def _routes(self) -> dict[str, dict[str, Any]]:
+        trace = TraceView(
+            self.runner,
+            span_file_path(self.runner.config, self.runner.repo),
+            jaeger_url=self.runner.config.service.jaeger_url,
+            logs=self.logs,
+        )
+        api = ServiceAPI(self.monitor, self.queue)
+        return {**api.routes, **self.dashboard.routes, **trace.routes}
+
+    def _forget_logs(self) -> None:
+        logging.getLogger("hephaestus").removeHandler(self.logs)
 
     def _stopping(self) -> None:
         self.monitor.stopping = True
@@ -106,8 +133,8 @@ def serve_forever(
             grace=config.resilience.shutdown_grace,
             on_cycle=on_cycle,
         )
-    except OSError as exc:  # the port is taken, or the host is not an address of ours
-        runner.close()
-        raise ListenError.wrap(host, port, exc) from None
+    except BaseException:
+        runner.close()  # release the repository for the next attempt
+        raise
     service.stop.install()
     return service.run()

@@ -16,7 +16,9 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry import catalog
+from hephaestus.telemetry.collector import MetricsCollector
 from hephaestus.telemetry.events import breaker_transition, declare_breaker, install_retry_hooks
+from hephaestus.telemetry.exposition import render_metrics
 from hephaestus.telemetry.instrument import (
     ChatCall,
     CycleSpan,
@@ -38,6 +40,7 @@ from hephaestus.telemetry.tracing import TracingHandle, build_tracer_provider
 __all__ = [
     "ChatCall",
     "CycleSpan",
+    "MetricsCollector",
     "SpanExporter",
     "StructuredLogger",
     "Telemetry",
@@ -51,6 +54,7 @@ __all__ = [
     "declare_series",
     "exemplar",
     "record_cycle",
+    "render_metrics",
     "resume_failure_streak",
     "set_attributes",
     "setup_telemetry",
@@ -128,12 +132,3 @@ def declare_series(
     for result in ("passed", "failed", "no_tests", "timeout"):
         catalog.VALIDATION_TESTS.labels(result=result)
     catalog.EXPORT_FAILURES.labels(signal="traces")
-
-
-def render_metrics(accept: str | None) -> tuple[bytes, str]:
-    """The default registry as Prometheus text, or OpenMetrics (with exemplars) when asked."""
-    from prometheus_client import REGISTRY
-    from prometheus_client.exposition import choose_encoder
-
-    encoder, content_type = choose_encoder(accept or "")
-    return encoder(REGISTRY), content_type

@@ -1,8 +1,8 @@
 """Small helpers the agent calls: one context manager per cycle, stage, model call and tool run.
 
-Each helper opens the span of DESIGN §5, records the matching metrics with an exemplar
-pointing at that span, and sets the log context, so the agent's code stays free of
-OpenTelemetry and prometheus-client.
+Each helper opens the span that docs/observability.md describes, records the matching
+metrics with an exemplar pointing at that span, and sets the log context, so the agent's
+code stays free of OpenTelemetry and prometheus-client.
 """
 
 from __future__ import annotations
@@ -217,12 +217,22 @@ class ChatCall:
         response_model: str,
         input_tokens: int,
         output_tokens: int,
+        *,
+        finish_reason: str | None = None,
+        response_format: str | None = None,
     ) -> None:
-        """Record the response model, token usage and the content (or its hash)."""
+        """Record the response model, token usage, finish reason and the content (or its hash).
+
+        ``response_format`` is the structured-output mode the answer was asked in.
+        """
         span = self.span
         span.set_attribute("gen_ai.response.model", response_model)
         span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+        if finish_reason:
+            span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
+        if response_format:
+            span.set_attribute("hephaestus.response_format", response_format)
         prompt = json.dumps([{"role": m.role, "content": m.content} for m in messages])
         if STATE.capture_content:
             span.set_attribute("gen_ai.input.messages", prompt)
@@ -240,6 +250,10 @@ class ChatCall:
             catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type).observe(
                 count, exemplar=sample
             )
+
+    def answer_checked(self, *, valid: bool) -> None:
+        """Whether the answer was a JSON object that fits the role's schema."""
+        self.span.set_attribute("hephaestus.answer.valid", valid)
 
     def _labels(self) -> dict[str, str]:
         model = self.model if self.model in STATE.models else OTHER_MODEL
@@ -292,7 +306,7 @@ def add_event(name: str, attributes: Mapping[str, Any]) -> None:
 
 
 def set_attributes(attributes: Mapping[str, Any]) -> None:
-    """Set attributes on the current span (a stage's findings, such as test counts)."""
+    """Set attributes on the current span (a stage's findings: test counts, prompt fitting)."""
     trace.get_current_span().set_attributes(dict(attributes))
 
 

@@ -6,9 +6,11 @@ the stage, so a log line leads to its trace and its memory row.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -142,3 +144,40 @@ class StructuredLogger:
     def error(self, event: str, **fields: Any) -> None:
         """Log ``event`` at error level."""
         self.log_operation(event, "error", **fields)
+
+
+class CycleLogBuffer(logging.Handler):
+    """The log lines of the last ``cycles`` cycles (at most ``lines`` each), kept in memory.
+
+    The service's trace view shows them next to the span tree; memory stays bounded
+    however long the service runs.
+    """
+
+    def __init__(self, cycles: int = 100, lines: int = 200) -> None:
+        super().__init__(logging.DEBUG)
+        self.cycles, self.max_lines = cycles, lines
+        self._by_cycle: collections.OrderedDict[str, collections.deque[dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's fields under its correlation id."""
+        fields = record_fields(record)
+        correlation_id = fields.get("correlation_id")
+        if not correlation_id:
+            return
+        if "exception" in fields:
+            fields["exception"] = str(fields["exception"])[-4000:]
+        with self._guard:
+            lines = self._by_cycle.get(correlation_id)
+            if lines is None:
+                lines = self._by_cycle[correlation_id] = collections.deque(maxlen=self.max_lines)
+                while len(self._by_cycle) > self.cycles:
+                    self._by_cycle.popitem(last=False)
+            lines.append(fields)
+
+    def lines(self, correlation_id: str) -> list[dict[str, Any]]:
+        """The kept lines of one cycle, oldest first (empty when none are kept)."""
+        with self._guard:
+            return list(self._by_cycle.get(correlation_id, ()))

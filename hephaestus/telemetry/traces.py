@@ -168,3 +168,97 @@ def _attributes(items: list[dict[str, Any]]) -> dict[str, Any]:
                 out[item["key"]] = int(value[kind]) if kind == "intValue" else value[kind]
                 break
     return out
+
+
+KEY_ATTRIBUTES = (
+    "hephaestus.outcome",
+    "hephaestus.reason",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "error.type",
+    "hephaestus.tool.result",
+    "test.case.name",
+    "hephaestus.tests.passed",
+    "hephaestus.tests.failed",
+)
+
+
+def spans_of_trace(span_file: Path, trace_id: str) -> list[dict[str, Any]]:
+    """Every span of ``trace_id`` in the local span file (a line is parsed only if it may match)."""
+    found = []
+    for candidate in (span_file.with_suffix(span_file.suffix + ".1"), span_file):
+        if not candidate.exists():
+            continue
+        with candidate.open(encoding="utf-8") as handle:
+            for line in handle:
+                if trace_id not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("trace_id") == trace_id:
+                    found.append(record)
+    return found
+
+
+def span_rows(spans: Iterable[dict[str, Any]], max_tests: int = 5) -> list[dict[str, Any]]:
+    """The span tree flattened depth-first: each span with its depth, duration and key facts.
+
+    Past ``max_tests`` test spans under one parent, only failing ones are listed, followed
+    by a row counting the passing ones.
+    """
+    spans = sorted(spans, key=lambda s: s["start_ns"] or 0)
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in spans:
+        parent = span.get("parent_span_id")
+        children.setdefault(parent if parent in ids else None, []).append(span)
+    rows: list[dict[str, Any]] = []
+
+    def walk(span: dict[str, Any], depth: int) -> None:
+        attributes = span.get("attributes") or {}
+        rows.append(
+            {
+                "depth": depth,
+                "name": span["name"],
+                "span_id": span["span_id"],
+                "start_ns": span["start_ns"],
+                "duration_ms": ((span["end_ns"] or 0) - (span["start_ns"] or 0)) / 1e6,
+                "status": span.get("status") or "UNSET",
+                "status_description": span.get("status_description"),
+                "error_type": attributes.get("error.type"),
+                "attributes": {k: attributes[k] for k in KEY_ATTRIBUTES if k in attributes},
+            }
+        )
+        kids = children.get(span["span_id"], [])
+        tests = [k for k in kids if k["name"] == "pytest test"]
+        folded = 0
+        if len(tests) > max_tests:
+            folded = sum(k.get("status") != "ERROR" for k in tests)
+            kids = [k for k in kids if k not in tests or k.get("status") == "ERROR"]
+        for child in kids:
+            walk(child, depth + 1)
+        if folded:
+            rows.append(_folded_row(folded, depth + 1, rows[-1]))
+
+    for root in children.get(None, []):
+        walk(root, 0)
+    return rows
+
+
+def _folded_row(count: int, depth: int, after: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "depth": depth,
+        "name": f"… {count} passing tests",
+        "span_id": "",
+        "start_ns": after["start_ns"],
+        "duration_ms": 0.0,
+        "status": "OK",
+        "status_description": None,
+        "error_type": None,
+        "attributes": {},
+        "folded": True,
+    }

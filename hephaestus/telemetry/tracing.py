@@ -117,6 +117,13 @@ class TracingHandle:
     exporters: list[str] = field(default_factory=list)
     span_file: Path | None = None
     processors: list[SpanProcessor] = field(default_factory=list)
+    local_processor: SpanProcessor | None = None
+
+    def flush_local(self, timeout: float) -> bool:
+        """Write the spans still queued for the local span file, waiting at most ``timeout``."""
+        if self.local_processor is None:
+            return True
+        return bool(self.local_processor.force_flush(int(timeout * 1000)))
 
     def relay(self, records: Iterable[dict[str, Any]]) -> int:
         """Hand spans recorded by a subprocess to this process's exporters; return the count.
@@ -182,7 +189,8 @@ def build_tracer_provider(
         _add(handle, _batch(exporter, config))
         handle.exporters.append(f"otlp/{protocol}")
     if config.enabled and span_file is not None and config.local_traces:
-        _add(handle, _batch(SpanFileExporter(span_file), config))
+        handle.local_processor = _batch(SpanFileExporter(span_file), config)
+        _add(handle, handle.local_processor)
         handle.exporters.append("file")
         handle.span_file = span_file
     if extra_exporter is not None:

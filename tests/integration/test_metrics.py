@@ -24,12 +24,13 @@ from factories import (
     PRICING,
     Reply,
     answer_by_task,
+    http_service,
     make_agent,
-    make_config,
     make_target_repo,
     model_like_reply,
     objective,
     openai_config,
+    service_url,
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -41,7 +42,6 @@ from prometheus_client.parser import text_string_to_metric_families as text_fami
 
 from hephaestus import __version__
 from hephaestus.agent.models import CycleResult, Outcome, Reason
-from hephaestus.service.loop import Service
 from hephaestus.telemetry import catalog
 from hephaestus.telemetry.catalog import CATALOG
 
@@ -86,23 +86,16 @@ class Scrape:
 def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
     repo = make_target_repo(tmp_path_factory.mktemp("metrics") / "target", sample=True)
     exporter = InMemorySpanExporter()
-    runner = make_agent(make_config(), repo, span_exporter=exporter)
-    service = Service(runner, interval=0, host="127.0.0.1", port=0)
-    service.http.start()
-    try:
+    with http_service(repo, span_exporter=exporter) as service:
         started = time.time()
         service._one_cycle()
-        host, port = service.http.address
-        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
+        with httpx.Client(base_url=service_url(service), timeout=10) as client:
             text = client.get("/metrics")
             openmetrics = client.get("/metrics", headers={"Accept": OPENMETRICS})
         assert text.status_code == openmetrics.status_code == 200
         result = service.monitor.last
         assert result is not None
         spans = exporter.get_finished_spans()
-    finally:
-        service.http.stop()
-        runner.close()
     yield Scrape(
         result,
         started,

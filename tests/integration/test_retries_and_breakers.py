@@ -13,15 +13,13 @@ so counters are asserted as differences around the call under test.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import logging
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,21 +28,24 @@ from factories import (
     ScriptedLLMServer,
     answer_by_task,
     chat_reply,
+    http_service,
+    log_events,
     make_agent,
     make_target_repo,
     model_like_reply,
     openai_config,
     repo_snapshot,
+    service_url,
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
 from hephaestus import telemetry
+from hephaestus.agent.answers import OBJECTIVE
 from hephaestus.agent.build import build_models
 from hephaestus.agent.models import CycleError, Outcome, Reason
 from hephaestus.agent.prompts import ask_json
-from hephaestus.config import TelemetryConfig
 from hephaestus.llm.base import LLMError, LLMServerError, Message, Role
 from hephaestus.llm.client import RoleModels
 from hephaestus.resilience import Deadline, deadline_scope
@@ -155,39 +156,6 @@ def stamped(times: list[float], reply: Reply) -> Callable[[dict[str, Any]], Repl
     return answer
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Telemetry set up as the agent does, with spans kept in memory."""
-    exporter = InMemorySpanExporter()
-    handle = telemetry.setup_telemetry(
-        TelemetryConfig(),
-        span_file=None,
-        models=["model-a", "model-p", "model-f"],
-        env={},
-        extra_exporter=exporter,
-    )
-    yield exporter
-    handle.shutdown()
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """The ``hephaestus`` loggers writing JSON lines into a buffer, restored afterwards."""
-    logger = logging.getLogger("hephaestus")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    stream = io.StringIO()
-    telemetry.configure_logging(level="debug", fmt="json", stream=stream)
-    yield stream
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
-
-
-def log_events(stream: io.StringIO, event: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    return [line for line in lines if line["event"] == event]
-
-
 def chat_spans(exporter: InMemorySpanExporter, model: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == f"chat {model}"]
 
@@ -241,6 +209,31 @@ def test_a_hanging_request_times_out_and_is_retried(llm_server):
     assert retries("LLMTimeout") - before == 1
 
 
+def test_a_local_servers_timeout_is_not_retried_and_the_fallback_waits_for_it(llm_server):
+    times: list[float] = []
+    llm_server.script(
+        [
+            stamped(times, dataclasses.replace(chat_reply("too late"), delay=1.0)),
+            stamped(times, chat_reply("from the fallback", model="model-f")),
+        ]
+    )
+    models = role_models(
+        llm_server,
+        {"brain": ["model-p", "model-f"]},
+        llm={"request_timeout": 0.3, "local_server": "yes"},
+        breaker_failure_threshold=1,
+    )
+    before = all_retries()
+
+    completion = models.complete(Role.BRAIN, MESSAGES)
+
+    assert completion.text == "from the fallback"
+    assert llm_server.models_requested() == ["model-p", "model-f"]
+    assert all_retries() == before  # the timed-out request was not sent again
+    assert times[1] - times[0] >= 0.55  # 0.3 s timeout, then ~0.3 s for the server to finish
+    assert breaker_state("openai/model-p") == one_hot("open")  # a timeout is an outage
+
+
 @pytest.mark.parametrize(
     ("reply", "error_type"),
     [
@@ -270,7 +263,7 @@ def test_a_model_answer_without_json_is_not_retried_and_is_an_invalid_plan(llm_s
     before = all_retries()
 
     with pytest.raises(CycleError) as info:
-        ask_json(models, Role.BRAIN, MESSAGES)
+        ask_json(models, Role.BRAIN, MESSAGES, OBJECTIVE)
 
     assert info.value.reason is Reason.INVALID_PLAN
     assert len(llm_server.requests) == 1
@@ -299,6 +292,7 @@ def test_retry_timeout_bounds_the_time_all_attempts_may_take(llm_server):
     llm_server._default = lambda _request: ERROR_500
     models = role_models(
         llm_server,
+        llm={"request_timeout": 0.3},
         retry_attempts=20,
         retry_timeout=0.4,
         retry_wait_initial=0.1,
@@ -343,7 +337,7 @@ def test_a_deadline_during_a_stage_ends_the_cycle_as_a_timeout(llm_server):
         deadline_scope(Deadline.after(0.0, "objective stage timeout")),
         pytest.raises(CycleError) as info,
     ):
-        ask_json(models, Role.BRAIN, MESSAGES)
+        ask_json(models, Role.BRAIN, MESSAGES, OBJECTIVE)
     assert info.value.reason is Reason.TIMEOUT
 
 
@@ -654,8 +648,6 @@ def test_chaos_failing_every_model_call_fails_the_cycle_with_llm_error(tmp_path)
 def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample_repo):
     import httpx
 
-    from hephaestus.service.loop import Service
-
     llm_server._default = lambda request: (
         Reply(status=503, body={"error": "down"})
         if request["model"] == "model-dead"
@@ -670,18 +662,14 @@ def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample
             "breaker_reset_timeout": 60,
         },
     )
-    service = Service(make_agent(config, sample_repo), interval=0, host="127.0.0.1", port=0)
-    service.http.start()
-    host, port = service.http.address
-    try:
-        with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
-            ready_before = client.get("/readyz").status_code
-            service._one_cycle()  # the brain's only model fails: its breaker opens
-            ready = client.get("/readyz")
-            health = client.get("/api/health").json()
-    finally:
-        service.http.stop()
-        service.runner.close()
+    with (
+        http_service(sample_repo, config) as service,
+        httpx.Client(base_url=service_url(service), timeout=10) as client,
+    ):
+        ready_before = client.get("/readyz").status_code
+        service._one_cycle()  # the brain's only model fails: its breaker opens
+        ready = client.get("/readyz")
+        health = client.get("/api/health").json()
 
     assert ready_before == 200
     assert ready.status_code == 503

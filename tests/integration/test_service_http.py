@@ -9,15 +9,11 @@ and stops it with SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +21,15 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import require_binary
-from factories import free_port, make_agent, make_config, start_conflicting_merge
+from factories import (
+    free_port,
+    http_service,
+    make_config,
+    serve,
+    service_url,
+    start_conflicting_merge,
+    wait_until,
+)
 
 from hephaestus.agent.memory import Memory
 from hephaestus.service.http import MAX_BODY_BYTES, MAX_OBJECTIVE_CHARS
@@ -38,20 +42,13 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture
 def service(sample_repo: Path) -> Iterator[Service]:
     """A service on the sample repo (offline provider) with only its HTTP server running."""
-    runner = make_agent(make_config(), sample_repo)
-    service = Service(runner, interval=0, host="127.0.0.1", port=0)
-    service.http.start()
-    try:
+    with http_service(sample_repo) as service:
         yield service
-    finally:
-        service.http.stop()
-        runner.close()
 
 
 @pytest.fixture
 def client(service: Service) -> Iterator[httpx.Client]:
-    host, port = service.http.address
-    with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
+    with httpx.Client(base_url=service_url(service), timeout=10) as client:
         yield client
 
 
@@ -149,16 +146,12 @@ def test_health_shows_whether_validation_is_sandboxed(sample_repo):
     require_binary("bwrap")
     states = {}
     for mode in ("bwrap", "none"):
-        runner = make_agent(make_config(validation={"sandbox": mode}), sample_repo)
-        service = Service(runner, interval=0, host="127.0.0.1", port=0)
-        service.http.start()
-        try:
-            host, port = service.http.address
-            with httpx.Client(base_url=f"http://{host}:{port}", timeout=10) as http:
-                states[mode] = (http.get("/api/health").json(), http.get("/readyz").status_code)
-        finally:
-            service.http.stop()
-            runner.close()
+        config = make_config(validation={"sandbox": mode})
+        with (
+            http_service(sample_repo, config) as service,
+            httpx.Client(base_url=service_url(service), timeout=10) as http,
+        ):
+            states[mode] = (http.get("/api/health").json(), http.get("/readyz").status_code)
 
     sandboxed, _ = states["bwrap"]
     assert sandboxed["components"]["sandbox"] == {
@@ -408,7 +401,7 @@ def test_a_full_queue_asks_the_caller_to_retry_later(service, client):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/"),
+        ("GET", "/index.html"),  # "/" is the dashboard
         ("GET", "/nope"),
         ("GET", "/api"),
         ("POST", "/api/objective"),
@@ -449,7 +442,8 @@ def test_a_wrong_method_is_not_allowed_and_says_which_is(client, method, path, a
         (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"414"),
         (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", b"400"),
         (b"POST /api/objectives HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
-        (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", b"404"),
+        # RFC 9112 §6.3: an invalid Content-Length is a 400 whatever the path
+        (b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", b"400"),
     ],
     ids=[
         "one-word",
@@ -503,100 +497,48 @@ def test_a_client_that_disconnects_early_does_not_hurt_the_server(service, clien
 # -- the real command --------------------------------------------------------------------------
 
 
-def wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path):
-    """Poll ``check`` until it returns something truthy; fail with the service's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"the service exited with {proc.returncode} while waiting for {what}:\n"
-                f"{log.read_text()[-3000:]}"
-            )
-        try:
-            value = check()
-        except httpx.TransportError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.slow
 def test_serve_runs_cycles_takes_objectives_and_stops_cleanly_on_sigterm(sample_repo, tmp_path):
-    port = free_port()
-    stderr_path, stdout_path = tmp_path / "serve.stderr", tmp_path / "serve.stdout"
-    env = {**os.environ, "HEPHAESTUS_LOGGING_FORMAT": "json"}
-    env.pop("HEPHAESTUS_CONFIG", None)
-    with stderr_path.open("w") as stderr, stdout_path.open("w") as stdout:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hephaestus",
-                "serve",
-                "--project",
-                str(sample_repo),
-                "--port",
-                str(port),
-                "--interval",
-                "0.2",
-            ],
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
+    port, log = free_port(), tmp_path / "serve.log"
+    with (
+        serve(sample_repo, port, log, interval=0.2) as proc,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client,
+    ):
+
+        def wait(check, what):  # returns at the event; the bound only ends a hopeless wait
+            return wait_until(check, 120, what, [proc], [log])
+
+        wait(lambda: client.get("/readyz").status_code == 200, "/readyz 200")
+        wait(lambda: client.get("/api/health").json()["cycles_run"] >= 2, "two cycles")
+
+        queued = client.post(
+            "/api/objectives",
+            json={
+                "objective": "Add a docstring to the pricing module",
+                "correlation_id": "serve-e2e-1",
+            },
         )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            wait_for(
-                lambda: client.get("/readyz").status_code == 200,
-                90,
-                "/readyz 200",
-                proc,
-                stderr_path,
-            )
-            wait_for(
-                lambda: client.get("/api/health").json()["cycles_run"] >= 2,
-                120,
-                "two cycles",
-                proc,
-                stderr_path,
+        assert queued.status_code == 202, queued.text
+
+        def finished_row():
+            rows = client.get("/api/cycles", params={"limit": 50}).json()["cycles"]
+            return next(
+                (
+                    r
+                    for r in rows
+                    if r["correlation_id"] == "serve-e2e-1" and r["status"] == "finished"
+                ),
+                None,
             )
 
-            queued = client.post(
-                "/api/objectives",
-                json={
-                    "objective": "Add a docstring to the pricing module",
-                    "correlation_id": "serve-e2e-1",
-                },
-            )
-            assert queued.status_code == 202, queued.text
-
-            def finished_row():
-                rows = client.get("/api/cycles", params={"limit": 50}).json()["cycles"]
-                return next(
-                    (
-                        r
-                        for r in rows
-                        if r["correlation_id"] == "serve-e2e-1" and r["status"] == "finished"
-                    ),
-                    None,
-                )
-
-            row = wait_for(finished_row, 120, "the queued objective's cycle", proc, stderr_path)
-            assert row["objective"] == "Add a docstring to the pricing module"
-            assert TRACE_ID.match(row["trace_id"])
+        row = wait(finished_row, "the queued objective's cycle")
+        assert row["objective"] == "Add a docstring to the pricing module"
+        assert TRACE_ID.match(row["trace_id"])
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
-    events = [
-        json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")
-    ]
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert any(e["event"] == "service started" for e in events)
     stopped = [e for e in events if e["event"] == "service stopped"]
     assert [e["signal"] for e in stopped] == ["SIGTERM"]

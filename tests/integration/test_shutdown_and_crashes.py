@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from factories import (
     repo_snapshot,
     run_cli,
 )
+from factories import serve as serve_process
 
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory
@@ -65,40 +67,20 @@ def hephaestus(
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start ``hephaestus serve`` on a repo; whatever is still running is killed at the end."""
-    started: list[subprocess.Popen[str]] = []
+def serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start ``hephaestus serve`` on a repo; whatever is still running is stopped at the end."""
+    logs = (tmp_path / f"serve-{n}.log" for n in range(100))
+    with ExitStack() as running:
 
-    def start(repo: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-        log = (tmp_path / f"serve-{len(started)}.log").open("w")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hephaestus",
-                "serve",
-                "--project",
-                str(repo),
-                "--port",
-                "0",
-                "--interval",
-                "0",
-            ],
-            env=process_env(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        proc.log_path = Path(log.name)  # type: ignore[attr-defined]
-        log.close()
-        started.append(proc)
-        return proc
+        def start(repo: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+            log = next(logs)
+            proc = running.enter_context(
+                serve_process(repo, 0, log, env={**FAST, **env}, interval=0)
+            )
+            proc.log_path = log  # type: ignore[attr-defined]
+            return proc
 
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        yield start
 
 
 def output(proc: subprocess.Popen[str]) -> str:

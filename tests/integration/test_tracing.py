@@ -12,7 +12,6 @@ import base64
 import hashlib
 import io
 import json
-import logging
 import re
 import subprocess
 import threading
@@ -50,7 +49,7 @@ from hephaestus.agent import brain
 from hephaestus.agent.models import CycleResult
 from hephaestus.cli import main
 from hephaestus.config import Config
-from hephaestus.telemetry import StructuredLogger, configure_logging
+from hephaestus.telemetry import StructuredLogger
 from hephaestus.telemetry.spanfile import read_span_file
 
 pytestmark = pytest.mark.slow
@@ -154,19 +153,6 @@ def succeeded(tmp_path_factory) -> Traced:
     traced = run_traced(make_config(), repo)
     assert traced.result.outcome.value == "succeeded", traced.result.detail
     return traced
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """The ``hephaestus`` loggers writing JSON lines into a buffer, restored afterwards."""
-    logger = logging.getLogger("hephaestus")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    stream = io.StringIO()
-    configure_logging(level="debug", fmt="json", stream=stream)
-    yield stream
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -384,6 +384,94 @@ def test_file_error_names_key_value_and_what_is_allowed(tmp_path, toml, needles)
     assert_mentions(error_of(tmp_path, toml), *needles)
 
 
+# -- models: structured outputs, context windows, timeouts -------------------------------------
+def test_model_defaults_ask_for_json_schema_and_allow_one_retry_of_a_timed_out_request():
+    config = load_config(env={})
+
+    assert config.llm.structured_output == "json_schema"
+    assert config.llm.context_tokens == 8192
+    assert config.llm.local_server == "auto"
+    # a full request timeout, the longest backoff and a second full request fit
+    resilience = config.resilience
+    assert resilience.retry_timeout >= 2 * config.llm.request_timeout + resilience.retry_wait_max
+
+
+@pytest.mark.parametrize(("retry", "per_request"), [(60, 60), (30, 60), (0.5, 1)])
+def test_a_retry_timeout_that_does_not_exceed_the_request_timeout_is_refused(
+    tmp_path, retry, per_request
+):
+    message = error_of(
+        tmp_path, f"[llm]\nrequest_timeout = {per_request}\n[resilience]\nretry_timeout = {retry}\n"
+    )
+
+    assert_mentions(
+        message,
+        f"resilience.retry_timeout = {retry:g}",
+        f"llm.request_timeout = {per_request:g}",
+        "can never be retried",
+        f"resilience.retry_timeout = {2 * per_request + 10:g}",
+    )
+
+
+def test_the_timeout_rule_applies_to_environment_overrides_too():
+    with pytest.raises(ConfigError, match=r"must exceed llm\.request_timeout = 200"):
+        load_config(env={"HEPHAESTUS_LLM_REQUEST_TIMEOUT": "200"})
+
+
+def test_each_model_has_its_own_context_window_or_the_default():
+    config = load_config(
+        env={
+            "HEPHAESTUS_LLM_CONTEXT_TOKENS": "32768",
+            "HEPHAESTUS_LLM_CONTEXT_TOKENS_BY_MODEL": '{"smollm2" = 4096}',
+        }
+    )
+
+    assert config.llm.context_window("smollm2") == 4096
+    assert config.llm.context_window("gpt-4o-mini") == 32768
+
+
+@pytest.mark.parametrize(
+    ("toml", "needles"),
+    [
+        pytest.param(
+            '[llm]\nstructured_output = "grammar"\n',
+            ["llm.structured_output", "'grammar'", "json_schema", "json_object", "off"],
+            id="unknown-structured-output-mode",
+        ),
+        pytest.param(
+            '[llm]\nlocal_server = "maybe"\n',
+            ["llm.local_server", "'maybe'", "auto", "yes", "no"],
+            id="unknown-local-server-setting",
+        ),
+        pytest.param(
+            "[llm]\ncontext_tokens = 2048\nmax_tokens = 2000\n",
+            ["llm.context_tokens = 2048", "leaves 48 tokens", "llm.max_tokens = 2000", "512"],
+            id="no-room-for-the-prompt",
+        ),
+        pytest.param(
+            "[llm]\ncontext_tokens_by_model = {tiny = 1024}\nmax_tokens = 1000\n",
+            ["llm.context_tokens_by_model.tiny = 1024", "leaves 24 tokens"],
+            id="no-room-for-one-models-prompt",
+        ),
+        pytest.param(
+            '[llm]\ncontext_tokens_by_model = {tiny = "4k"}\n',
+            ["llm.context_tokens_by_model.tiny", "'4k'", "whole number of tokens"],
+            id="window-not-a-number",
+        ),
+        pytest.param(
+            "[llm]\ncontext_tokens_by_model = {tiny = 100}\n",
+            ["llm.context_tokens_by_model.tiny", "100", ">= 256"],
+            id="window-too-small",
+        ),
+        pytest.param(
+            "[llm]\ncontext_tokens = 100\n", ["llm.context_tokens", "100", ">= 256"], id="tiny"
+        ),
+    ],
+)
+def test_model_settings_that_cannot_work_are_refused(tmp_path, toml, needles):
+    assert_mentions(error_of(tmp_path, toml), *needles)
+
+
 def test_file_error_names_the_file(tmp_path):
     message = error_of(tmp_path, "[agent]\nsed = 1\n")
 

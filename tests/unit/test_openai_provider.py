@@ -16,13 +16,16 @@ import pytest
 from factories import Reply, ScriptedLLMServer, chat_reply, make_config
 
 from hephaestus import __version__
+from hephaestus.agent.answers import OBJECTIVE, PATCH_PLAN, REVIEW, ObjectiveAnswer
 from hephaestus.agent.models import CycleError, Reason
 from hephaestus.agent.prompts import ask_json, build_messages
 from hephaestus.config import ROLES, ConfigError, LLMConfig
 from hephaestus.llm.base import LLMError, Message, Role
 from hephaestus.llm.client import RoleModels, usage_scope
+from hephaestus.llm.errorbody import server_message
 from hephaestus.llm.openai import OpenAICompatibleProvider, retry_after_seconds
 from hephaestus.resilience.retry import RetryPolicy
+from hephaestus.resilience.timeouts import Deadline, deadline_scope
 
 KEY_ENV = "HEPHAESTUS_TEST_API_KEY"
 KEY = "sk-test-0123456789"
@@ -38,6 +41,7 @@ def llm_config(base_url: str, **overrides: object) -> LLMConfig:
         "temperature": 0.5,
         "max_tokens": 321,
         "models": {role: ["primary-model", "fallback-model"] for role in ROLES},
+        "local_server": "no",  # the scripted server on 127.0.0.1 stands in for a remote API
     }
     return make_config(llm={**values, **overrides}).llm
 
@@ -203,6 +207,16 @@ def test_errors_never_carry_the_api_key(llm_server):
 
     assert KEY not in str(error)
     assert KEY not in repr(error.args)
+    assert str(error) == "primary-model: HTTP 401 from /v1/chat/completions: bad key ****"
+
+
+def test_an_error_body_echoing_the_authorization_header_is_masked(llm_server):
+    body = {"error": {"message": f"rejected header Authorization: Bearer {KEY}x; sk-abcdef123456"}}
+
+    error = chat_error(llm_server, Reply(status=403, body=body))
+
+    assert "sk-" not in str(error)
+    assert str(error).endswith("rejected header Authorization: Bearer **** ****")
 
 
 # -- HTTP errors ------------------------------------------------------------------------------
@@ -253,6 +267,79 @@ def test_retry_after_seconds_clamps_a_past_http_date_to_zero():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
+def test_an_error_carries_the_servers_message(llm_server):
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 8192 tokens. However, you "
+            "requested 9000 tokens.",
+            "type": "invalid_request_error",
+        }
+    }
+
+    error = chat_error(llm_server, Reply(status=400, body=body))
+
+    assert str(error) == (
+        "primary-model: HTTP 400 from /v1/chat/completions: This model's maximum context "
+        "length is 8192 tokens. However, you requested 9000 tokens."
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(status=404, body={"error": "model 'x' not found"}), "model 'x' not found"),
+        (Reply(status=400, body={"message": "bad\n  input"}), "bad input"),
+        (
+            Reply(
+                status=422,
+                body={"detail": [{"loc": ["body", "max_tokens"], "msg": "must be positive"}]},
+            ),
+            "body.max_tokens: must be positive",
+        ),
+        (Reply(status=502, raw=b"<html>Bad Gateway</html>"), "<html>Bad Gateway</html>"),
+        (Reply(status=500, body={"error": {"code": 7}}), '{"code": 7}'),
+        (Reply(status=503, raw=b""), None),
+    ],
+    ids=["error-string", "message", "fastapi-detail", "plain-text", "no-message", "empty"],
+)
+def test_the_servers_message_is_found_in_the_usual_places(llm_server, reply, message):
+    error = chat_error(llm_server, reply)
+
+    prefix = f"primary-model: HTTP {reply.status} from /v1/chat/completions"
+    assert str(error) == (f"{prefix}: {message}" if message else prefix)
+
+
+def test_the_servers_message_is_cut_to_300_characters(llm_server):
+    error = chat_error(llm_server, Reply(status=400, body={"error": "x" * 5000}))
+
+    detail = str(error).split(": ", 2)[2]
+    assert len(detail) == 300
+    assert detail.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"detail": {"message": "nested"}}', "nested"),
+        (b'{"detail": 5}', "5"),
+        (b'{"status": "down"}', '{"status": "down"}'),
+        (b'"just a string"', "just a string"),
+        (b"\xff\xfe not utf-8", "\ufffd\ufffd not utf-8"),
+    ],
+)
+def test_server_message_reads_what_servers_send(body, message):
+    assert server_message(body) == message
+
+
+def test_a_huge_or_deeply_nested_error_body_is_read_as_text(llm_server):
+    nested = b"[" * 50_000 + b"]" * 50_000
+
+    error = chat_error(llm_server, Reply(status=400, raw=nested))
+
+    assert error.error_type == "http_400"
+    assert len(str(error)) < 400
+
+
 # -- transport failures and bad bodies ---------------------------------------------------------
 def test_hanging_server_times_out_quickly_and_retryably(llm_server):
     answered = llm_server.answered
@@ -262,6 +349,100 @@ def test_hanging_server_times_out_quickly_and_retryably(llm_server):
     assert llm_server.answered == answered  # the client gave up while the server held it
     assert error.error_type == "timeout"
     assert error.retryable is True
+
+
+# -- a local server keeps computing a request that timed out ---------------------------------
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("127.0.0.1", True),
+        ("127.3.4.5", True),
+        ("localhost", True),
+        ("[::1]", True),
+        ("10.0.0.7", False),
+        ("openrouter.ai", False),
+    ],
+)
+def test_auto_treats_a_loopback_address_as_a_local_server(host, local):
+    provider = make_provider(f"http://{host}:8080/v1", local_server="auto")
+
+    assert provider.local is local
+    provider.close()
+
+
+@pytest.mark.parametrize(("setting", "local"), [("yes", True), ("no", False)])
+def test_local_server_can_be_set_either_way(setting, local):
+    provider = make_provider("http://192.168.1.20:8080/v1", local_server=setting)
+
+    assert provider.local is local
+    provider.close()
+
+
+def local_provider(server: ScriptedLLMServer, waits: list[float]) -> OpenAICompatibleProvider:
+    config = llm_config(server.base_url, local_server="yes", request_timeout=0.3)
+    return OpenAICompatibleProvider(config, env={KEY_ENV: KEY}, sleep=waits.append)
+
+
+def test_a_timeout_against_a_local_server_is_not_retryable_and_says_why(llm_server):
+    llm_server.script([Reply(delay=1.0, body={})])
+    provider = local_provider(llm_server, [])
+
+    with pytest.raises(LLMError) as info:
+        provider.chat(Role.BRAIN, "primary-model", MESSAGES)
+    provider.close()
+
+    assert info.value.error_type == "timeout"
+    assert info.value.retryable is False
+    assert "is a local server that is still computing it, so it is not retried" in str(info.value)
+
+
+def test_the_next_request_to_a_busy_local_server_waits_for_it_first(llm_server):
+    llm_server.script([Reply(delay=1.0, body={}), chat_reply("done")])
+    waits: list[float] = []
+    provider = local_provider(llm_server, waits)
+    with pytest.raises(LLMError):
+        provider.chat(Role.BRAIN, "primary-model", MESSAGES)
+
+    completion = provider.chat(Role.BRAIN, "primary-model", MESSAGES, timeout=0.3)
+    provider.close()
+
+    assert completion.text == "done"  # the wait did not shorten the request's own timeout
+    [wait] = waits
+    assert 0 < wait <= 0.3  # what was left of llm.request_timeout after the timeout
+    assert len(llm_server.requests) == 2
+
+
+def test_without_time_to_wait_for_a_busy_local_server_no_request_is_sent(llm_server):
+    llm_server.script([Reply(delay=1.0, body={})])
+    waits: list[float] = []
+    provider = local_provider(llm_server, waits)
+    with pytest.raises(LLMError):
+        provider.chat(Role.BRAIN, "primary-model", MESSAGES)
+
+    with (
+        deadline_scope(Deadline.after(0.01, "plan stage timeout")),
+        pytest.raises(LLMError) as info,
+    ):
+        provider.chat(Role.BRAIN, "primary-model", MESSAGES)
+    provider.close()
+
+    assert info.value.error_type == "endpoint_busy"
+    assert "still computing a request that timed out" in str(info.value)
+    assert "left before the plan stage timeout" in str(info.value)
+    assert (waits, len(llm_server.requests)) == ([], 1)
+
+
+def test_a_remote_timeout_leaves_the_next_request_alone(llm_server):
+    llm_server.script([Reply(delay=1.0, body={}), chat_reply("at once")])
+    waits: list[float] = []
+    config = llm_config(llm_server.base_url, local_server="no", request_timeout=0.3)
+    provider = OpenAICompatibleProvider(config, env={KEY_ENV: KEY}, sleep=waits.append)
+    with pytest.raises(LLMError):
+        provider.chat(Role.BRAIN, "primary-model", MESSAGES)
+
+    assert provider.chat(Role.BRAIN, "primary-model", MESSAGES).text == "at once"
+    provider.close()
+    assert waits == []
 
 
 def test_refused_connection_is_a_retryable_connection_error():
@@ -419,14 +600,14 @@ def test_a_nested_scope_takes_the_calls_made_inside_it(llm_server):
 
 
 # -- the prompt layer -------------------------------------------------------------------------
-def test_ask_json_decodes_the_json_object_in_a_fenced_answer(llm_server):
+def test_ask_json_decodes_and_checks_the_json_object_in_a_fenced_answer(llm_server):
     llm_server.script([chat_reply('Sure!\n```json\n{"objective": "add a docstring"}\n```')])
     models = role_models(llm_server)
 
-    answer = ask_json(models, Role.BRAIN, build_messages("Be the brain.", {"task": "x"}))
+    answer = ask_json(models, Role.BRAIN, build_messages("Be the brain.", {"task": "x"}), OBJECTIVE)
     models.close()
 
-    assert answer == {"objective": "add a docstring"}
+    assert answer == ObjectiveAnswer(objective="add a docstring")
     assert llm_server.requests[0].body["messages"][0] == {
         "role": "system",
         "content": "Be the brain.",
@@ -439,7 +620,7 @@ def test_ask_json_turns_an_answer_without_json_into_invalid_plan(llm_server, tex
     models = role_models(llm_server)
 
     with pytest.raises(CycleError) as info:
-        ask_json(models, Role.ARCHITECT, MESSAGES)
+        ask_json(models, Role.ARCHITECT, MESSAGES, PATCH_PLAN)
     models.close()
 
     assert info.value.reason is Reason.INVALID_PLAN
@@ -452,7 +633,7 @@ def test_ask_json_turns_a_failed_call_into_llm_error_with_its_error_type(llm_ser
     models = role_models(llm_server)
 
     with pytest.raises(CycleError) as info:
-        ask_json(models, Role.CODE_REVIEWER, MESSAGES)
+        ask_json(models, Role.CODE_REVIEWER, MESSAGES, REVIEW)
     models.close()
 
     assert info.value.reason is Reason.LLM_ERROR

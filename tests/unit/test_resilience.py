@@ -17,6 +17,7 @@ import pytest
 import stamina
 import stamina.instrumentation
 
+from hephaestus.agent.answers import REVIEW
 from hephaestus.config import ChaosConfig, ResilienceConfig
 from hephaestus.llm.base import (
     Completion,
@@ -626,7 +627,7 @@ def test_retry_rejects_arguments_that_cannot_work(kwargs, message):
 
 # -- fault injection --------------------------------------------------------------------------
 class EchoProvider:
-    """A provider that always answers; remembers the timeouts it was given."""
+    """A provider that always answers; remembers the timeouts and schemas it was given."""
 
     name = "echo"
     server_address = "echo.invalid"
@@ -634,10 +635,14 @@ class EchoProvider:
 
     def __init__(self) -> None:
         self.timeouts: list[float | None] = []
+        self.schemas: list[object] = []
         self.closed = False
 
-    def chat(self, role: Role, model: str, messages, timeout: float | None = None) -> Completion:
+    def chat(
+        self, role: Role, model: str, messages, timeout: float | None = None, schema=None
+    ) -> Completion:
         self.timeouts.append(timeout)
+        self.schemas.append(schema)
         return Completion(
             text=f"{role}:{model}",
             provider=self.name,
@@ -725,8 +730,9 @@ def test_a_hang_waits_out_the_request_timeout_then_times_out(timeout, slept):
 def test_without_a_fault_the_call_passes_through_to_the_real_provider():
     provider, inner, sleeps = chaos(ChaosConfig(seed=9, llm_error_rate=0.0001))
 
-    answer = provider.chat(Role.CODE_REVIEWER, "model-b", MESSAGES, timeout=3.0)
+    answer = provider.chat(Role.CODE_REVIEWER, "model-b", MESSAGES, timeout=3.0, schema=REVIEW)
     assert answer == inner.chat(Role.CODE_REVIEWER, "model-b", MESSAGES)
+    assert inner.schemas[0] is REVIEW  # the answer's schema reaches the real provider
     assert sleeps == []
     assert (provider.name, provider.server_address, provider.server_port) == (
         "echo",
@@ -757,7 +763,7 @@ class DyingProvider:
     server_address = None
     server_port = None
 
-    def chat(self, role, model, messages, timeout=None):
+    def chat(self, role, model, messages, timeout=None, schema=None):
         raise RuntimeError("the call died")
 
     def close(self):
