@@ -661,11 +661,12 @@ def test_patch_objects_built_directly_are_applied_too(root):
 def test_new_content_per_file_is_capped_across_patches():
     half = "x" * 600
     plan = {
+        "analysis": "",
         "patches_to_apply": [
             {"file_path": "a.py", "operation": "INSERT", "line_number": 1, "content": half},
             {"file_path": "b.py", "operation": "INSERT", "line_number": 1, "content": half},
             {"file_path": "a.py", "operation": "INSERT", "line_number": 1, "content": half},
-        ]
+        ],
     }
 
     parse_plan(plan, max_file_bytes=1200)  # 1200 bytes into a.py: at the cap
@@ -679,7 +680,7 @@ def test_new_content_per_file_is_capped_across_patches():
 
 def test_the_cap_counts_bytes_not_characters():
     patch = {"file_path": "a.md", "operation": "CREATE_FILE", "content": "é" * 6}
-    plan = {"patches_to_apply": [patch]}
+    plan = {"analysis": "", "patches_to_apply": [patch]}
 
     with pytest.raises(CycleError, match="over 11 bytes"):
         parse_plan(plan, max_file_bytes=11)
