@@ -442,7 +442,7 @@ class ScriptedLLMServer:
 
     def __init__(self, default: Callable[[dict[str, Any]], Reply] | None = None) -> None:
         self.requests: list[Request] = []
-        self.answered = 0  # replies fully sent (a delayed one counts once its delay is over)
+        self.answered = 0  # replies whose delay is over, counted before the bytes go out
         self._script: list[Reply | Callable[[dict[str, Any]], Reply]] = []
         self._default = default or (lambda _body: Reply(status=500, body={"error": "unscripted"}))
         self._lock = threading.Lock()
@@ -497,6 +497,7 @@ def _handler_class(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
             if reply.delay:
                 time.sleep(reply.delay)
             payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+            server.answered += 1  # before the write: a client that has the reply sees the count
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
@@ -507,7 +508,6 @@ def _handler_class(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            server.answered += 1
 
     return Handler
 
