@@ -92,5 +92,6 @@ def install_retry_hooks() -> None:
         [stamina.instrumentation.PrometheusOnRetryHook, on_retry]
     )
     counter = stamina.instrumentation.get_prometheus_counter()
+    assert counter is not None  # the Prometheus hook was just installed
     for error_type in TRANSIENT_ERROR_TYPES:  # zero series, so dashboards show "no retries"
         counter.labels(callable=RETRIED_CALLABLE, retry_num="1", error_type=error_type)
