@@ -63,15 +63,6 @@ def usage_scope() -> Iterator[Usage]:
         _USAGE.reset(token)
 
 
-def _report_transition(transition: Transition) -> None:
-    telemetry.breaker_transition(
-        transition.breaker,
-        transition.from_state.value,
-        transition.to_state.value,
-        transition.failures,
-    )
-
-
 class RoleModels:
     """The models that answer each agent role, called through one provider."""
 
@@ -87,8 +78,10 @@ class RoleModels:
         context_windows: Mapping[str, int] | None = None,
         max_tokens: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        instruments: telemetry.Instruments | None = None,
     ) -> None:
         self.provider = provider
+        self.instruments = instruments or telemetry.Instruments.default()
         self.policy = policy or RetryPolicy()
         self.request_timeout = request_timeout
         self.max_tokens = max_tokens
@@ -100,12 +93,21 @@ class RoleModels:
                 failure_threshold=breaker_threshold,
                 reset_timeout=breaker_reset,
                 clock=clock,
-                listeners=[_report_transition],
+                listeners=[self._report_transition],
             )
             for model in self.all_models
         }
         for breaker in self.breakers.values():
-            telemetry.declare_breaker(breaker.name)
+            telemetry.declare_breaker(self.instruments.metrics, breaker.name)
+
+    def _report_transition(self, transition: Transition) -> None:
+        telemetry.breaker_transition(
+            self.instruments.metrics,
+            transition.breaker,
+            transition.from_state.value,
+            transition.to_state.value,
+            transition.failures,
+        )
 
     def models_for(self, role: Role) -> tuple[str, ...]:
         """The ordered models configured for ``role``."""
@@ -177,7 +179,7 @@ class RoleModels:
         schema: AnswerSchema[Any] | None,
     ) -> tuple[Completion, Any]:
         provider = self.provider
-        with telemetry.chat_span(
+        with self.instruments.chat_span(
             provider.name, model, provider.server_address, provider.server_port
         ) as call:
             budget = deadline.cap(self.policy.timeout)
