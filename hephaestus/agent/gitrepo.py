@@ -169,10 +169,6 @@ class GitRepo:
             raise GitError(f"{self.root} has no commits yet; make an initial commit first")
         return head
 
-    def status(self) -> str:
-        """``git status --porcelain`` including untracked files."""
-        return git(["status", "--porcelain", "--untracked-files=all"], self.root).stdout
-
     def git_dir(self) -> Path:
         """The (common) git directory: config, hooks, refs, objects."""
         out = git(["rev-parse", "--path-format=absolute", "--git-common-dir"], self.root)
@@ -268,7 +264,3 @@ class GitRepo:
                 git(["checkout", base, "--", path], self.root)
             restored.append(path)
         return restored
-
-    def commit_message(self, commit: str) -> str:
-        """The full message of ``commit``."""
-        return git(["log", "-1", "--format=%B", commit], self.root).stdout

@@ -116,9 +116,6 @@ def llm_error(message: str, *, error_type: str, retry_after: float | None = None
     return LLMError(message, error_type=error_type)
 
 
-TRANSIENT_ERRORS = (LLMTimeout, LLMConnectionError, LLMRateLimited, LLMServerError)
-
-
 class Provider(Protocol):
     """A model backend: one request to one model, no retries and no fallback."""
 

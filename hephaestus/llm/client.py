@@ -212,7 +212,7 @@ class RoleModels:
             if schema is None:
                 return completion, None
             try:
-                answer = parse_answer(schema, completion.text)
+                answer = _parse_answer(schema, completion.text)
             except InvalidAnswer:
                 call.answer_checked(valid=False)
                 raise
@@ -277,7 +277,7 @@ def _check_finish(completion: Completion) -> None:
         )
 
 
-def parse_answer(schema: AnswerSchema[T], text: str) -> T:
+def _parse_answer(schema: AnswerSchema[T], text: str) -> T:
     """The answer in ``text``: its first JSON object, checked against ``schema``."""
     try:
         data = extract_json(text)

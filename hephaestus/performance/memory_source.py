@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from hephaestus.agent.memory import Memory
+from hephaestus.agent import Memory
 from hephaestus.performance.measurements import AGENT_OF_STAGE, Measurements, TimeStat, p95
 
 MAX_ROWS = 100_000

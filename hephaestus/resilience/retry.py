@@ -98,8 +98,8 @@ def retry(
 ) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Retry the decorated function (sync or async) on ``exceptions`` with exponential backoff.
 
-    A thin decorator over :func:`stamina.retry` with the improvement plan's parameter names:
-    ``backoff_factor`` is the base of the exponential backoff. Retries are instrumented
+    A thin decorator over :func:`stamina.retry` with the names callers
+    know from other retry libraries: ``backoff_factor`` is the base of the exponential backoff. Retries are instrumented
     like every other stamina retry.
     """
     if max_attempts < 1:

@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hephaestus import telemetry
-from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.models import CORRELATION_ID_RULE, check_correlation_id
+from hephaestus.agent import CORRELATION_ID_RULE, MemoryStoreError, check_correlation_id
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import (
     DuplicateCorrelationId,
