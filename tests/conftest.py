@@ -6,16 +6,12 @@ import io
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from factories import ScriptedLLMServer, make_target_repo
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 pytest_plugins = ["pytester"]  # runs the agent's own pytest plugins in-process
 

@@ -26,6 +26,7 @@ from hephaestus.agent.maestro import choose_strategy
 from hephaestus.agent.manifest import Manifest, scan
 from hephaestus.agent.memory import Memory, failure_counts
 from hephaestus.agent.models import (
+    AGENT_OF_STAGE,
     CycleAborted,
     CycleError,
     CycleResult,
@@ -49,12 +50,6 @@ from hephaestus.resilience.timeouts import Deadline, deadline_scope
 _LOG = logging.getLogger("hephaestus.cycle")
 
 StageListener = Callable[[CycleResult, Stage], None]
-AGENT_OF_STAGE = {
-    Stage.OBJECTIVE: "brain",
-    Stage.PLAN: "architect",
-    Stage.REVIEW: "code_reviewer",
-    Stage.STRATEGY: "maestro",
-}
 
 
 @dataclass

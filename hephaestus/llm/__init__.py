@@ -1,7 +1,8 @@
 """Models behind one interface: the OpenAI-compatible client, the offline engine, routing.
 
 :class:`RoleModels` sends each agent :class:`Role` to its models (primary, then fallbacks)
-with retries and circuit breakers; a :class:`Provider` makes one request to one model.
+with retries and circuit breakers; a :class:`Provider` makes one request to one model, and
+:class:`ChaosProvider` wraps one to inject faults for drills.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
         Role,
         llm_error,
     )
+    from hephaestus.llm.chaos import ChaosProvider
     from hephaestus.llm.client import RoleModels, Usage, usage_scope
     from hephaestus.llm.offline import OfflineProvider
     from hephaestus.llm.openai import OpenAICompatibleProvider
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnswerSchema",
+    "ChaosProvider",
     "Completion",
     "InvalidAnswer",
     "LLMError",
@@ -51,6 +54,7 @@ __getattr__ = lazy_exports(
         "Provider": "base",
         "Role": "base",
         "llm_error": "base",
+        "ChaosProvider": "chaos",
         "RoleModels": "client",
         "Usage": "client",
         "usage_scope": "client",

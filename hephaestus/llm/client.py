@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hephaestus import telemetry
-from hephaestus.llm.base import Completion, InvalidAnswer, LLMError, Message, Provider, Role
+from hephaestus.config import LLMConfig, ResilienceConfig
+from hephaestus.llm.base import (
+    TRANSIENT_ERRORS,
+    Completion,
+    InvalidAnswer,
+    LLMError,
+    Message,
+    Provider,
+    Role,
+)
 from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
 from hephaestus.llm.schema import AnswerError, AnswerSchema
 from hephaestus.resilience.breaker import CircuitBreaker, Transition
@@ -27,6 +36,7 @@ from hephaestus.resilience.timeouts import Deadline, current_deadline
 T = TypeVar("T")
 # a failed request whose endpoint answered proves it is up; these prove it is not
 _AVAILABILITY_ERRORS = ("invalid_response", "timeout")
+_LLM_DEFAULTS, _RESILIENCE_DEFAULTS = LLMConfig(), ResilienceConfig()
 
 
 @dataclass
@@ -81,9 +91,9 @@ class RoleModels:
         models: Mapping[str, Sequence[str]],
         *,
         policy: RetryPolicy | None = None,
-        request_timeout: float = 60.0,
-        breaker_threshold: int = 3,
-        breaker_reset: float = 30.0,
+        request_timeout: float = _LLM_DEFAULTS.request_timeout,
+        breaker_threshold: int = _RESILIENCE_DEFAULTS.breaker_failure_threshold,
+        breaker_reset: float = _RESILIENCE_DEFAULTS.breaker_reset_timeout,
         context_windows: Mapping[str, int] | None = None,
         max_tokens: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -106,6 +116,7 @@ class RoleModels:
         }
         for breaker in self.breakers.values():
             telemetry.declare_breaker(breaker.name)
+        telemetry.declare_retries(RETRIED_CALLABLE, [_qualified_name(e) for e in TRANSIENT_ERRORS])
 
     def models_for(self, role: Role) -> tuple[str, ...]:
         """The ordered models configured for ``role``."""
@@ -287,3 +298,12 @@ def _parse_answer(schema: AnswerSchema[T], text: str) -> T:
         return schema.validate(data)
     except AnswerError as exc:
         raise InvalidAnswer(f"{exc} ({schema.name} answer)", error_type="invalid_answer") from None
+
+
+def _qualified_name(obj: Any) -> str:
+    """How stamina names a retried callable or an exception type in its labels."""
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+RETRIED_CALLABLE = _qualified_name(RoleModels._attempt)
+"""The ``callable`` label of ``stamina_retries_total`` for model calls."""

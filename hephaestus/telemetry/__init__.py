@@ -17,7 +17,12 @@ from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry import catalog
 from hephaestus.telemetry.collector import MetricsCollector
-from hephaestus.telemetry.events import breaker_transition, declare_breaker, install_retry_hooks
+from hephaestus.telemetry.events import (
+    breaker_transition,
+    declare_breaker,
+    declare_retries,
+    install_retry_hooks,
+)
 from hephaestus.telemetry.exposition import render_metrics
 from hephaestus.telemetry.instrument import (
     ChatCall,
@@ -51,6 +56,7 @@ __all__ = [
     "configure_logging",
     "cycle_span",
     "declare_breaker",
+    "declare_retries",
     "declare_series",
     "exemplar",
     "record_cycle",

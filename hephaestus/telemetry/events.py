@@ -7,19 +7,16 @@ and a structured log line carrying the cycle's correlation id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import stamina.instrumentation
 from stamina.instrumentation import RetryDetails
 
+from hephaestus.resilience.breaker import TRANSITIONS, BreakerState
 from hephaestus.telemetry import catalog
 from hephaestus.telemetry.instrument import add_event
 
-BREAKER_STATES = ("closed", "open", "half_open")
-RETRIED_CALLABLE = "hephaestus.llm.client.RoleModels._attempt"
-TRANSIENT_ERROR_TYPES = tuple(
-    f"hephaestus.llm.base.{name}"
-    for name in ("LLMTimeout", "LLMConnectionError", "LLMRateLimited", "LLMServerError")
-)
+BREAKER_STATES = tuple(state.value for state in BreakerState)
 _LOG = logging.getLogger("hephaestus.resilience")
 
 
@@ -27,12 +24,7 @@ def declare_breaker(name: str) -> None:
     """Show a new breaker as closed (one-hot) with zero transitions of each kind."""
     for state in BREAKER_STATES:
         catalog.BREAKER_STATE.labels(breaker=name, state=state).set(1 if state == "closed" else 0)
-    for from_state, to_state in (
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-        ("half_open", "open"),
-    ):
+    for from_state, to_state in TRANSITIONS:
         catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state, to_state=to_state)
 
 
@@ -48,7 +40,7 @@ def breaker_transition(name: str, from_state: str, to_state: str, failures: int)
         "hephaestus.breaker.failures": failures,
     }
     add_event("circuit_breaker.transition", attributes)
-    level = logging.WARNING if to_state == "open" else logging.INFO
+    level = logging.WARNING if to_state == BreakerState.OPEN else logging.INFO
     _LOG.log(
         level,
         "circuit breaker transition",
@@ -91,6 +83,16 @@ def install_retry_hooks() -> None:
     stamina.instrumentation.set_on_retry_hooks(
         [stamina.instrumentation.PrometheusOnRetryHook, on_retry]
     )
+
+
+def declare_retries(callable_name: str, error_types: Iterable[str]) -> None:
+    """Create ``callable_name``'s first-retry series at zero, so dashboards show "no retries".
+
+    Names are spelled the way stamina labels them: ``module.qualname`` of the retried
+    callable and of each exception type it is retried on.
+    """
     counter = stamina.instrumentation.get_prometheus_counter()
-    for error_type in TRANSIENT_ERROR_TYPES:  # zero series, so dashboards show "no retries"
-        counter.labels(callable=RETRIED_CALLABLE, retry_num="1", error_type=error_type)
+    if counter is None:  # prometheus-client is not stamina's hook: nothing to declare
+        return
+    for error_type in error_types:
+        counter.labels(callable=callable_name, retry_num="1", error_type=error_type)

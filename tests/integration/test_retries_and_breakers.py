@@ -47,9 +47,9 @@ from hephaestus.agent.build import build_models
 from hephaestus.agent.models import CycleError, Outcome, Reason
 from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import LLMError, LLMServerError, Message, Role
-from hephaestus.llm.client import RoleModels
+from hephaestus.llm.client import RETRIED_CALLABLE, RoleModels
 from hephaestus.resilience import Deadline, deadline_scope
-from hephaestus.telemetry.events import RETRIED_CALLABLE, install_retry_hooks
+from hephaestus.telemetry.events import install_retry_hooks
 
 MESSAGES = [Message("system", "You are a test."), Message("user", "Say something.")]
 ERROR_500 = Reply(status=500, body={"error": {"message": "internal error"}})

@@ -29,6 +29,7 @@ from hephaestus.llm.base import (
     Role,
     llm_error,
 )
+from hephaestus.llm.chaos import ChaosProvider
 from hephaestus.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -41,7 +42,6 @@ from hephaestus.resilience import (
     retry,
 )
 from hephaestus.resilience.backoff import FailureBackoff
-from hephaestus.resilience.chaos import ChaosProvider
 from hephaestus.resilience.retry import transient
 from hephaestus.resilience.timeouts import NO_DEADLINE
 
