@@ -14,7 +14,7 @@ from rich.tree import Tree
 
 from hephaestus.agent import CycleResult, Stage
 from hephaestus.performance.kpis import format_target, format_value
-from hephaestus.telemetry.traces import KEY_ATTRIBUTES
+from hephaestus.telemetry.trace_lookup import KEY_ATTRIBUTES
 
 OUTCOME_STYLES = {"succeeded": "green", "rejected": "yellow", "failed": "red", "aborted": "magenta"}
 

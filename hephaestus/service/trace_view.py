@@ -18,7 +18,7 @@ from hephaestus.agent import CycleRunner, MemoryStoreError
 from hephaestus.service.dashboard import HTML, TEMPLATES, Answer
 from hephaestus.service.http import HTTPError
 from hephaestus.telemetry.logs import CycleLogBuffer
-from hephaestus.telemetry.traces import (
+from hephaestus.telemetry.trace_lookup import (
     TraceNotFound,
     jaeger_trace,
     local_trace,
