@@ -123,11 +123,17 @@ def git(
     return proc
 
 
-STATUS_Z = ("status", "--porcelain", "-z", "--no-renames", "--untracked-files=all")
+_STATUS_Z = ("status", "--porcelain", "-z", "--no-renames", "--untracked-files=all")
 
 
-def status_paths(porcelain_z: str) -> list[str]:
-    """The paths of ``git status --porcelain -z --no-renames`` output, as git spells them."""
+def changed_paths(root: Path, paths: Sequence[str]) -> list[str]:
+    """Which of ``paths`` differ from HEAD in ``root``'s work tree or index, or are untracked.
+
+    Paths come back as git spells them (``git status --porcelain -z --no-renames``).
+    """
+    if not paths:
+        return []
+    porcelain_z = git([*_STATUS_Z, "--", *paths], root).stdout
     return [entry[3:] for entry in porcelain_z.split("\0") if len(entry) > 3]
 
 
@@ -220,9 +226,7 @@ class GitRepo:
 
     def dirty_paths(self, paths: Sequence[str]) -> list[str]:
         """Which of ``paths`` differ from HEAD in the work tree or index (or exist untracked)."""
-        if not paths:
-            return []
-        return status_paths(git([*STATUS_Z, "--", *paths], self.root).stdout)
+        return changed_paths(self.root, paths)
 
     def fast_forward(self, commit: str) -> None:
         """Move HEAD (and the touched files) to ``commit``, a child of HEAD."""
