@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from factories import (
     ScriptedLLMServer,
     answer_by_task,
     chat_reply,
+    clean_env,
     http_service,
     log_events,
     make_agent,
@@ -608,19 +608,16 @@ def test_chaos_failing_every_model_call_fails_the_cycle_with_llm_error(tmp_path)
         },
     )
     before = repo_snapshot(repo)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HEPHAESTUS_", "OTEL_"))
-    }
-    env |= {
-        "HEPHAESTUS_CHAOS_LLM_ERROR_RATE": "1.0",
-        "HEPHAESTUS_CHAOS_SEED": "3",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_INITIAL": "0.01",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_MAX": "0.02",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_JITTER": "0",
-        "HEPHAESTUS_LOGGING_FORMAT": "json",
-    }
+    env = clean_env(
+        {
+            "HEPHAESTUS_CHAOS_LLM_ERROR_RATE": "1.0",
+            "HEPHAESTUS_CHAOS_SEED": "3",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_INITIAL": "0.01",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_MAX": "0.02",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_JITTER": "0",
+            "HEPHAESTUS_LOGGING_FORMAT": "json",
+        }
+    )
 
     proc = subprocess.run(
         [sys.executable, "-m", "hephaestus", "run", "--project", str(repo), "--cycles", "1"],
