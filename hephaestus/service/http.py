@@ -115,9 +115,7 @@ class ServiceAPI:
             raise HTTPError(
                 HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "30"}
             ) from None
-        _LOG.info(
-            "objective queued", extra={"correlation_id": correlation_id, "position": position}
-        )
+        telemetry.StructuredLogger(_LOG, correlation_id).info("objective queued", position=position)
         return 202, {"status": "queued", "correlation_id": correlation_id, "position": position}, {}
 
 
