@@ -40,7 +40,7 @@ from hephaestus.service.cycles import CycleRequest, run_cycles
 from hephaestus.service.server import ListenError
 from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
-from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
+from hephaestus.telemetry.trace_lookup import TraceNotFound, jaeger_trace, local_trace
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1

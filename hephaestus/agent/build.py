@@ -17,9 +17,9 @@ from hephaestus.agent.recovery import AgentLock, recover
 from hephaestus.agent.sandbox import Sandbox, resolve_sandbox
 from hephaestus.config import Config
 from hephaestus.llm.base import Provider
+from hephaestus.llm.chaos import ChaosProvider
 from hephaestus.llm.client import RoleModels
 from hephaestus.llm.offline import OFFLINE_MODEL, OfflineProvider
-from hephaestus.resilience.chaos import ChaosProvider
 from hephaestus.resilience.retry import RetryPolicy
 from hephaestus.telemetry import SpanExporter
 

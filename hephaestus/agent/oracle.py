@@ -22,7 +22,7 @@ from hephaestus.agent.workspace import Workspace
 from hephaestus.config import ValidationConfig
 from hephaestus.resilience.timeouts import current_deadline
 
-BASELINE_SUFFIX = ".base"
+_BASELINE_SUFFIX = ".base"
 
 
 @dataclass
@@ -83,7 +83,7 @@ class TestOracle:
         """How many tests the base commit collects (once per base, in a worktree of it)."""
         if workspace.base not in self._baselines:
             base = Workspace.create(
-                self.repo, workspace.root.parent, workspace.root.name + BASELINE_SUFFIX
+                self.repo, workspace.root.parent, workspace.root.name + _BASELINE_SUFFIX
             )
             try:
                 with self.instruments.tool_span("pytest --collect-only"):

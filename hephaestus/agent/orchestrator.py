@@ -23,6 +23,7 @@ from hephaestus.agent.architect import plan_patch
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory
 from hephaestus.agent.models import (
+    AGENT_OF_STAGE,
     CycleAborted,
     CycleError,
     CycleResult,
@@ -43,12 +44,6 @@ from hephaestus.resilience.timeouts import Deadline, deadline_scope
 _LOG = logging.getLogger("hephaestus.cycle")
 
 StageListener = Callable[[CycleResult, Stage], None]
-AGENT_OF_STAGE = {
-    Stage.OBJECTIVE: "brain",
-    Stage.PLAN: "architect",
-    Stage.REVIEW: "code_reviewer",
-    Stage.STRATEGY: "maestro",
-}
 
 
 @dataclass(frozen=True)

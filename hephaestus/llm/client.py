@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hephaestus import telemetry
-from hephaestus.llm.base import Completion, InvalidAnswer, LLMError, Message, Provider, Role
+from hephaestus.config import LLMConfig, ResilienceConfig
+from hephaestus.llm.base import (
+    TRANSIENT_ERRORS,
+    Completion,
+    InvalidAnswer,
+    LLMError,
+    Message,
+    Provider,
+    Role,
+)
 from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
 from hephaestus.llm.schema import AnswerError, AnswerSchema
 from hephaestus.resilience.breaker import CircuitBreaker, Transition
@@ -27,6 +36,7 @@ from hephaestus.resilience.timeouts import Deadline, current_deadline
 T = TypeVar("T")
 # a failed request whose endpoint answered proves it is up; these prove it is not
 _AVAILABILITY_ERRORS = ("invalid_response", "timeout")
+_LLM_DEFAULTS, _RESILIENCE_DEFAULTS = LLMConfig(), ResilienceConfig()
 
 
 @dataclass
@@ -72,9 +82,9 @@ class RoleModels:
         models: Mapping[str, Sequence[str]],
         *,
         policy: RetryPolicy | None = None,
-        request_timeout: float = 60.0,
-        breaker_threshold: int = 3,
-        breaker_reset: float = 30.0,
+        request_timeout: float = _LLM_DEFAULTS.request_timeout,
+        breaker_threshold: int = _RESILIENCE_DEFAULTS.breaker_failure_threshold,
+        breaker_reset: float = _RESILIENCE_DEFAULTS.breaker_reset_timeout,
         context_windows: Mapping[str, int] | None = None,
         max_tokens: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -99,6 +109,11 @@ class RoleModels:
         }
         for breaker in self.breakers.values():
             telemetry.declare_breaker(self.instruments.metrics, breaker.name)
+        telemetry.declare_retries(
+            self.instruments.metrics,
+            RETRIED_CALLABLE,
+            [telemetry.qualified_name(e) for e in TRANSIENT_ERRORS],
+        )
 
     def _report_transition(self, transition: Transition) -> None:
         telemetry.breaker_transition(
@@ -214,7 +229,7 @@ class RoleModels:
             if schema is None:
                 return completion, None
             try:
-                answer = parse_answer(schema, completion.text)
+                answer = _parse_answer(schema, completion.text)
             except InvalidAnswer:
                 call.answer_checked(valid=False)
                 raise
@@ -279,7 +294,7 @@ def _check_finish(completion: Completion) -> None:
         )
 
 
-def parse_answer(schema: AnswerSchema[T], text: str) -> T:
+def _parse_answer(schema: AnswerSchema[T], text: str) -> T:
     """The answer in ``text``: its first JSON object, checked against ``schema``."""
     try:
         data = extract_json(text)
@@ -289,3 +304,7 @@ def parse_answer(schema: AnswerSchema[T], text: str) -> T:
         return schema.validate(data)
     except AnswerError as exc:
         raise InvalidAnswer(f"{exc} ({schema.name} answer)", error_type="invalid_answer") from None
+
+
+RETRIED_CALLABLE = telemetry.qualified_name(RoleModels._attempt)
+"""The ``callable`` label of ``stamina_retries_total`` for model calls."""

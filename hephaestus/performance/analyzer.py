@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hephaestus.agent.models import AGENT_OF_STAGE
 from hephaestus.performance.kpis import AGENT_BUDGET_S, MIN_CYCLES, evaluate, overall_score
-from hephaestus.performance.measurements import AGENT_OF_STAGE, Measurements, TimeStat
+from hephaestus.performance.measurements import Measurements, TimeStat
 
 BOTTLENECK_SHARE = 0.25  # of all cycle time
 LLM_SHARE = 0.5

@@ -12,8 +12,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from hephaestus.agent.memory import Memory
-from hephaestus.performance.measurements import AGENT_OF_STAGE, Measurements, TimeStat, p95
+from hephaestus.agent import Memory
+from hephaestus.agent.models import AGENT_OF_STAGE
+from hephaestus.performance.measurements import Measurements, TimeStat, p95
 
 MAX_ROWS = 100_000
 

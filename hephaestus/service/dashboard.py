@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from hephaestus.agent.memory import MemoryStoreError
+from hephaestus.agent import MemoryStoreError
 from hephaestus.performance import evaluate, format_target, format_value, from_memory
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import ObjectiveQueue

@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hephaestus import telemetry
-from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.models import CORRELATION_ID_RULE, check_correlation_id
+from hephaestus.agent import CORRELATION_ID_RULE, MemoryStoreError, check_correlation_id
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import (
     DuplicateCorrelationId,
@@ -117,9 +116,7 @@ class ServiceAPI:
             raise HTTPError(
                 HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "30"}
             ) from None
-        _LOG.info(
-            "objective queued", extra={"correlation_id": correlation_id, "position": position}
-        )
+        telemetry.StructuredLogger(_LOG, correlation_id).info("objective queued", position=position)
         return 202, {"status": "queued", "correlation_id": correlation_id, "position": position}, {}
 
 

@@ -11,6 +11,7 @@ from hephaestus import __version__
 from hephaestus.agent.memory import MemoryStoreError
 from hephaestus.agent.models import CycleResult
 from hephaestus.agent.orchestrator import CycleRunner
+from hephaestus.agent.workspace import WorkspaceError, ensure_writable_dir
 from hephaestus.llm.client import RoleModels
 
 
@@ -100,13 +101,10 @@ class SystemMonitor:
 
     def _workspace(self) -> dict[str, Any]:
         parent = self.runner.workspaces_dir
-        probe = parent / ".ready-probe"
         try:
-            parent.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            return {"status": "error", "reason": f"{parent} is not writable ({exc.strerror})"}
+            ensure_writable_dir(parent)
+        except WorkspaceError as exc:
+            return {"status": "error", "reason": str(exc)}
         return {"status": "ok", "path": str(parent)}
 
     def health(self, queue_depth: int = 0) -> dict[str, Any]:

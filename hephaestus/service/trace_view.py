@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 
-from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.orchestrator import CycleRunner
+from hephaestus.agent import CycleRunner, MemoryStoreError
 from hephaestus.service.dashboard import HTML, TEMPLATES, Answer
 from hephaestus.service.http import HTTPError
 from hephaestus.telemetry.logs import CycleLogBuffer
-from hephaestus.telemetry.traces import (
+from hephaestus.telemetry.trace_lookup import (
     TraceNotFound,
     jaeger_trace,
     local_trace,

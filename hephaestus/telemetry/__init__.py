@@ -19,7 +19,13 @@ from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.collector import MetricsCollector
-from hephaestus.telemetry.events import breaker_transition, declare_breaker, install_retry_hooks
+from hephaestus.telemetry.events import (
+    breaker_transition,
+    declare_breaker,
+    declare_retries,
+    install_retry_hooks,
+    qualified_name,
+)
 from hephaestus.telemetry.exposition import MetricsRenderer
 from hephaestus.telemetry.instrument import (
     ChatCall,
@@ -48,10 +54,12 @@ __all__ = [
     "breaker_transition",
     "configure_logging",
     "declare_breaker",
+    "declare_retries",
     "declare_series",
     "default_metrics",
     "exemplar",
     "set_attributes",
+    "qualified_name",
     "setup_telemetry",
 ]
 

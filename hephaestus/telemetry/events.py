@@ -7,20 +7,17 @@ and a structured log line carrying the cycle's correlation id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import stamina.instrumentation
 from prometheus_client import REGISTRY
 from stamina.instrumentation import RetryDetails
 
+from hephaestus.resilience.breaker import TRANSITIONS, BreakerState
 from hephaestus.telemetry.catalog import Metrics
 from hephaestus.telemetry.instrument import add_event, error_type
 
-BREAKER_STATES = ("closed", "open", "half_open")
-RETRIED_CALLABLE = "hephaestus.llm.client.RoleModels._attempt"
-TRANSIENT_ERROR_TYPES = tuple(
-    f"hephaestus.llm.base.{name}"
-    for name in ("LLMTimeout", "LLMConnectionError", "LLMRateLimited", "LLMServerError")
-)
+BREAKER_STATES = tuple(state.value for state in BreakerState)
 _LOG = logging.getLogger("hephaestus.resilience")
 
 
@@ -28,12 +25,7 @@ def declare_breaker(metrics: Metrics, name: str) -> None:
     """Show a new breaker as closed (one-hot) with zero transitions of each kind."""
     for state in BREAKER_STATES:
         metrics.breaker_state.labels(breaker=name, state=state).set(1 if state == "closed" else 0)
-    for from_state, to_state in (
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-        ("half_open", "open"),
-    ):
+    for from_state, to_state in TRANSITIONS:
         metrics.breaker_transitions.labels(breaker=name, from_state=from_state, to_state=to_state)
 
 
@@ -51,7 +43,7 @@ def breaker_transition(
         "hephaestus.breaker.failures": failures,
     }
     add_event("circuit_breaker.transition", attributes)
-    level = logging.WARNING if to_state == "open" else logging.INFO
+    level = logging.WARNING if to_state == BreakerState.OPEN else logging.INFO
     _LOG.log(
         level,
         "circuit breaker transition",
@@ -101,8 +93,6 @@ def install_retry_hooks(metrics: Metrics) -> None:
     if metrics.registry is not REGISTRY:
         hooks.append(_RetryCounter(metrics))
     stamina.instrumentation.set_on_retry_hooks(hooks)
-    for transient in TRANSIENT_ERROR_TYPES:  # zero series, so dashboards show "no retries"
-        metrics.retries.labels(callable=RETRIED_CALLABLE, retry_num="1", error_type=transient)
 
 
 class _RetryCounter:
@@ -115,14 +105,22 @@ class _RetryCounter:
         self.retries.labels(
             callable=details.name,
             retry_num=str(details.retry_num),
-            error_type=_qualified_name(type(details.caused_by)),
+            error_type=qualified_name(type(details.caused_by)),
         ).inc()
 
 
-def _qualified_name(kind: type) -> str:
-    """The ``error_type`` label stamina's own hook gives an exception class."""
-    return (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
+def qualified_name(obj: object) -> str:
+    """How stamina names a retried callable or an exception type in its labels."""
+    name = getattr(obj, "__qualname__", None) or "<unnamed object>"
+    module = getattr(obj, "__module__", None) or "<unknown module>"
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def declare_retries(metrics: Metrics, callable_name: str, error_types: Iterable[str]) -> None:
+    """Create ``callable_name``'s first-retry series at zero, so dashboards show "no retries".
+
+    Names are spelled the way stamina labels them: ``module.qualname`` of the retried
+    callable and of each exception type it is retried on.
+    """
+    for kind in error_types:
+        metrics.retries.labels(callable=callable_name, retry_num="1", error_type=kind)

@@ -121,10 +121,17 @@ def configure_logging(
 
 
 class StructuredLogger:
-    """A small facade for code that prefers ``log_operation(...)`` over stdlib ``extra=``."""
+    """Fields as keyword arguments instead of stdlib's ``extra=``, on any stdlib logger.
 
-    def __init__(self, name: str = "hephaestus", correlation_id: str | None = None) -> None:
-        self._logger = logging.getLogger(name)
+    ``log.info("objective chosen", kind="docstring")`` writes the same JSON line as
+    ``logger.info("objective chosen", extra={"kind": "docstring"})``; fields that would
+    clash with a log record's own attributes are dropped rather than raising.
+    """
+
+    def __init__(
+        self, name: str | logging.Logger = "hephaestus", correlation_id: str | None = None
+    ) -> None:
+        self._logger = name if isinstance(name, logging.Logger) else logging.getLogger(name)
         self._context: dict[str, Any] = {}
         self._correlation_id = correlation_id
 

@@ -88,11 +88,6 @@ def read_span_file(path: Path) -> Iterator[dict[str, Any]]:
                     continue
 
 
-def is_error(record: dict[str, Any]) -> bool:
-    """Whether a span record has status ERROR."""
-    return record.get("status") == StatusCode.ERROR.name
-
-
 def readable_span(record: dict[str, Any], resource: Resource) -> ReadableSpan:
     """Rebuild a finished span from its record, to hand it to this process's exporters."""
     sampled = TraceFlags(TraceFlags.SAMPLED)

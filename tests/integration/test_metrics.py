@@ -1,4 +1,4 @@
-"""The Prometheus metrics of DESIGN §5, read the way Prometheus reads them.
+"""The metric catalog (docs/observability.md), read the way Prometheus reads them.
 
 Cycles run for real (offline provider, or a scripted OpenAI-compatible server over HTTP)
 and ``/metrics`` is scraped over a real socket. Metrics live on prometheus-client's default

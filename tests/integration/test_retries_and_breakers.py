@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from factories import (
     ScriptedLLMServer,
     answer_by_task,
     chat_reply,
+    clean_env,
     http_service,
     log_events,
     make_agent,
@@ -46,11 +46,11 @@ from hephaestus.agent.build import build_models
 from hephaestus.agent.models import CycleError, Outcome, Reason
 from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import LLMError, LLMServerError, Message, Role
-from hephaestus.llm.client import RoleModels
+from hephaestus.llm.client import RETRIED_CALLABLE, RoleModels
 from hephaestus.resilience import Deadline, deadline_scope
 from hephaestus.service.monitor import llm_status
 from hephaestus.telemetry import default_metrics
-from hephaestus.telemetry.events import RETRIED_CALLABLE, install_retry_hooks
+from hephaestus.telemetry.events import install_retry_hooks
 
 MESSAGES = [Message("system", "You are a test."), Message("user", "Say something.")]
 ERROR_500 = Reply(status=500, body={"error": {"message": "internal error"}})
@@ -618,19 +618,16 @@ def test_chaos_failing_every_model_call_fails_the_cycle_with_llm_error(tmp_path)
         },
     )
     before = repo_snapshot(repo)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HEPHAESTUS_", "OTEL_"))
-    }
-    env |= {
-        "HEPHAESTUS_CHAOS_LLM_ERROR_RATE": "1.0",
-        "HEPHAESTUS_CHAOS_SEED": "3",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_INITIAL": "0.01",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_MAX": "0.02",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_JITTER": "0",
-        "HEPHAESTUS_LOGGING_FORMAT": "json",
-    }
+    env = clean_env(
+        {
+            "HEPHAESTUS_CHAOS_LLM_ERROR_RATE": "1.0",
+            "HEPHAESTUS_CHAOS_SEED": "3",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_INITIAL": "0.01",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_MAX": "0.02",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_JITTER": "0",
+            "HEPHAESTUS_LOGGING_FORMAT": "json",
+        }
+    )
 
     proc = subprocess.run(
         [sys.executable, "-m", "hephaestus", "run", "--project", str(repo), "--cycles", "1"],
