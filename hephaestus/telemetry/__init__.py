@@ -58,8 +58,8 @@ __all__ = [
     "declare_series",
     "default_metrics",
     "exemplar",
-    "set_attributes",
     "qualified_name",
+    "set_attributes",
     "setup_telemetry",
 ]
 
