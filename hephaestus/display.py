@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -154,7 +154,7 @@ def _toml_value(value: Any) -> str:
 _MAX_TEST_SPANS = 5
 
 
-def trace_tree(spans: list[Mapping[str, Any]]) -> Tree:
+def trace_tree(spans: Sequence[Mapping[str, Any]]) -> Tree:
     """The span tree of one trace: name, duration, status and key attributes per span."""
     by_parent: dict[str | None, list[Mapping[str, Any]]] = {}
     ids = {s["span_id"] for s in spans}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -109,43 +110,40 @@ def build_runner(
     repo.require_idle()
     sandbox = build_sandbox(config)
     repo.ignore_agent_dir()
-    lock = AgentLock(repo.agent_dir / "agent.lock")
-    try:
+    with contextlib.ExitStack() as undo:  # on any failure, release what was taken so far
+        lock = AgentLock(repo.agent_dir / "agent.lock")
+        undo.callback(lock.release)
         memory = Memory(memory_path(config, repo))
-    except Exception:
-        lock.release()
-        raise
-    try:
+        undo.callback(memory.close)
         models = build_models(config, env)
-    except Exception:
-        memory.close()
-        lock.release()
-        raise
-    handle = telemetry.setup_telemetry(
-        config.telemetry,
-        span_file=span_file_path(config, repo),
-        models=models.all_models,
-        env=env,
-        extra_exporter=span_exporter,
-    )
-    telemetry.declare_series(
-        outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
-        stages=[s.value for s in Stage],
-        agents=list(AGENT_OF_STAGE.values()),
-        provider=models.provider.name,
-        models=models.all_models,
-    )
-    runner = CycleRunner(
-        config,
-        repo,
-        models,
-        memory,
-        logger=logger,
-        on_stage=on_stage,
-        telemetry_handle=handle,
-        sandbox=sandbox,
-    )
-    runner.lock = lock
-    recover(repo, memory, runner.workspaces_dir)
-    telemetry.resume_failure_streak(*failure_streak(memory.recent(STREAK_LOOKBACK)))
+        undo.callback(models.close)
+        handle = telemetry.setup_telemetry(
+            config.telemetry,
+            span_file=span_file_path(config, repo),
+            models=models.all_models,
+            env=env,
+            extra_exporter=span_exporter,
+        )
+        undo.callback(handle.shutdown)
+        telemetry.declare_series(
+            outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
+            stages=[s.value for s in Stage],
+            agents=list(AGENT_OF_STAGE.values()),
+            provider=models.provider.name,
+            models=models.all_models,
+        )
+        runner = CycleRunner(
+            config,
+            repo,
+            models,
+            memory,
+            logger=logger,
+            on_stage=on_stage,
+            telemetry_handle=handle,
+            sandbox=sandbox,
+            lock=lock,
+        )
+        recover(repo, memory, runner.workspaces_dir)
+        telemetry.resume_failure_streak(*failure_streak(memory.recent(STREAK_LOOKBACK)))
+        undo.pop_all()
     return runner

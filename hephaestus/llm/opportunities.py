@@ -136,7 +136,8 @@ def _unused_imports(path: str, tree: ast.Module, lines: list[str]) -> Iterator[O
     for node in tree.body:
         if not isinstance(node, (ast.Import, ast.ImportFrom)) or node.col_offset != 0:
             continue
-        if lines[node.end_lineno - 1].encode()[node.end_col_offset :].strip():
+        end_line, end_col = node.end_lineno or node.lineno, node.end_col_offset or 0
+        if lines[end_line - 1].encode()[end_col:].strip():
             continue  # code or a comment (say, a noqa marker) shares the line: leave it
         if isinstance(node, ast.ImportFrom) and (
             node.module == "__future__" or any(a.name == "*" for a in node.names)

@@ -63,7 +63,7 @@ class Dashboard:
         breakers = tuple(sorted((b.name, b.state.value) for b in runner.models.breakers.values()))
         return (
             self.monitor.cycles_run,
-            runner.in_cycle,
+            runner.guard.running,
             len(self.queue),
             self.monitor.stopping,
             breakers,
@@ -93,7 +93,7 @@ class Dashboard:
             "cycles_run": health["cycles_run"],
             "consecutive_failures": health["consecutive_failures"],
             "queue_depth": health["queue_depth"],
-            "in_cycle": self.monitor.runner.in_cycle,
+            "in_cycle": self.monitor.runner.guard.running,
             "open_breakers": health["open_breakers"],
             "breakers": llm.get("breakers", {}),
             "provider": llm.get("provider"),

@@ -12,6 +12,31 @@ from hephaestus.agent.memory import MemoryStoreError
 from hephaestus.agent.models import CycleResult, Outcome
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.agent.workspace import WorkspaceError, ensure_writable_dir
+from hephaestus.llm.client import RoleModels
+
+
+def llm_status(models: RoleModels) -> dict[str, Any]:
+    """Provider, models and breaker states for ``/api/health``.
+
+    ``error`` when a role has every breaker open (its stage would fail fast),
+    ``degraded`` when any breaker is open.
+    """
+    breakers = {b.name: b.state.value for b in models.breakers.values()}
+    status: dict[str, Any] = {
+        "status": "ok",
+        "provider": models.provider.name,
+        "models": list(models.all_models),
+        "breakers": breakers,
+    }
+    blocked = models.open_roles()
+    if blocked:
+        status |= {
+            "status": "error",
+            "reason": f"every circuit breaker is open for {', '.join(blocked)}",
+        }
+    elif "open" in breakers.values():
+        status["status"] = "degraded"
+    return status
 
 
 @dataclass
@@ -42,7 +67,7 @@ class SystemMonitor:
             "memory": self._memory(),
             "repository": self._repository(),
             "workspace": self._workspace(),
-            "llm": self.runner.llm_status(),
+            "llm": llm_status(self.runner.models),
             "sandbox": self.runner.sandbox.status(),
         }
 

@@ -64,6 +64,7 @@ class TraceView:
         return 200, self._render(row, spans, problem), dict(HTML)
 
     def _spans(self, trace_id: str, any_id: str) -> tuple[list[dict[str, Any]], str | None]:
+        problem: str | None
         try:
             if trace_id:
                 spans = spans_of_trace(self.span_file, trace_id)

@@ -164,7 +164,8 @@ def _create(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | 
         return Counter(spec.name.removesuffix("_total"), spec.help, spec.labels, registry=registry)
     if spec.kind == "gauge":
         return Gauge(spec.name, spec.help, spec.labels, registry=registry)
-    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
+    buckets = spec.buckets or Histogram.DEFAULT_BUCKETS
+    return Histogram(spec.name, spec.help, spec.labels, buckets=buckets, registry=registry)
 
 
 def _stamina_counter() -> Counter:

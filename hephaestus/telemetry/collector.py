@@ -60,7 +60,7 @@ class _Series:
             "min": self.minimum,
             "max": self.maximum,
             "latest": self.latest,
-            "p95": float(self.sketch.get_quantile_value(0.95)),
+            "p95": float(self.sketch.get_quantile_value(0.95) or 0.0),
         }
 
 

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -79,8 +79,18 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line}\n{exception}" if exception else line
 
 
+class LogStream(Protocol):
+    """Where log lines go: anything with ``write`` and ``flush`` (``isatty`` is optional)."""
+
+    def write(self, text: str, /) -> int:
+        """Write one formatted record."""
+
+    def flush(self) -> None:
+        """Flush what was written."""
+
+
 def configure_logging(
-    level: str = "info", fmt: str = "auto", stream: TextIO | None = None
+    level: str = "info", fmt: str = "auto", stream: LogStream | None = None
 ) -> logging.Handler:
     """Route the ``hephaestus`` loggers to ``stream`` (stderr) as JSON or console lines.
 

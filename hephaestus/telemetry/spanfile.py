@@ -23,7 +23,8 @@ SPAN_FILE_ENV = "HEPHAESTUS_SPAN_FILE"  # where a tool subprocess records its sp
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """A finished span as a flat JSON-able dict."""
-    context = span.get_span_context()
+    context = span.context
+    assert context is not None  # a finished span always has one
     parent = span.parent
     return {
         "trace_id": format(context.trace_id, "032x"),

@@ -49,6 +49,7 @@ from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import LLMError, LLMServerError, Message, Role
 from hephaestus.llm.client import RETRIED_CALLABLE, RoleModels
 from hephaestus.resilience import Deadline, deadline_scope
+from hephaestus.service.monitor import llm_status
 from hephaestus.telemetry.events import install_retry_hooks
 
 MESSAGES = [Message("system", "You are a test."), Message("user", "Say something.")]
@@ -544,10 +545,10 @@ def test_a_cycle_whose_role_has_every_breaker_open_fails_fast_with_llm_error(
     exporter = InMemorySpanExporter()
     runner = make_agent(config, sample_repo, span_exporter=exporter)
     try:
-        assert runner.llm_status()["status"] == "ok"
+        assert llm_status(runner.models)["status"] == "ok"
         first = runner.run_cycle()  # the brain's only model fails once: its breaker opens
         assert (first.reason, first.detail.split(":")[0]) == (Reason.LLM_ERROR, "brain")
-        status = runner.llm_status()
+        status = llm_status(runner.models)
         sent = len(llm_server.requests)
         exporter.clear()
 
@@ -588,7 +589,7 @@ def test_one_open_breaker_of_two_makes_the_llm_status_degraded(llm_server, sampl
     runner = make_agent(config, sample_repo)
     try:
         result = runner.run_cycle()
-        status = runner.llm_status()
+        status = llm_status(runner.models)
     finally:
         runner.close()
 

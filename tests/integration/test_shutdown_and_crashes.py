@@ -292,7 +292,7 @@ import threading
 import time
 from pathlib import Path
 
-from hephaestus.agent import orchestrator
+from hephaestus.agent import stages
 from hephaestus.agent.build import build_runner
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.config import load_config
@@ -332,9 +332,9 @@ def wrap_then_die(module, name):
 
 
 if point == "scan":
-    wrap_then_die(orchestrator, "scan")  # the worktree exists, the manifest was just built
+    wrap_then_die(stages, "scan")  # the worktree exists, the manifest was just built
 elif point == "apply":
-    wrap_then_die(orchestrator, "apply_plan")  # the worktree is patched
+    wrap_then_die(stages, "apply_plan")  # the worktree is patched
 elif point == "after-fast-forward":
     wrap_then_die(GitRepo, "fast_forward")  # the target moved; the journal is still there
 elif point == "fast-forward":
