@@ -7,7 +7,9 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import FakeClock, ScriptedLLMServer, make_target_repo
@@ -58,9 +60,17 @@ def require_binary(name: str, *aliases: str) -> str:
     return path
 
 
+@dataclass
+class Traced:
+    """Telemetry set up as the agent does, with its spans kept in memory."""
+
+    exporter: InMemorySpanExporter
+    instruments: Any
+
+
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Telemetry set up as the agent does, with spans kept in memory."""
+def traced() -> Iterator[Traced]:
+    """A telemetry of the test's own: pass ``instruments`` to what records, read ``exporter``."""
     from hephaestus import telemetry
     from hephaestus.config import TelemetryConfig
 
@@ -72,8 +82,20 @@ def spans() -> Iterator[InMemorySpanExporter]:
         env={},
         extra_exporter=exporter,
     )
-    yield exporter
+    yield Traced(exporter, handle.instruments)
     handle.shutdown()
+
+
+@pytest.fixture
+def spans(traced: Traced) -> InMemorySpanExporter:
+    """The spans recorded through the ``instruments`` fixture."""
+    return traced.exporter
+
+
+@pytest.fixture
+def instruments(traced: Traced) -> Any:
+    """The instruments whose spans the ``spans`` fixture keeps."""
+    return traced.instruments
 
 
 @pytest.fixture

@@ -44,10 +44,12 @@ def build_models(
     env: Mapping[str, str] | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    instruments: telemetry.Instruments | None = None,
 ) -> RoleModels:
     """The role models of the configured provider, with retries, breakers and chaos.
 
-    ``clock`` times the circuit breakers (tests pass one they move by hand).
+    ``clock`` times the circuit breakers (tests pass one they move by hand); the model
+    calls are traced and measured with ``instruments`` (default: the global ones).
     """
     if config.agent.provider == "openai":
         from hephaestus.llm.openai import OpenAICompatibleProvider
@@ -75,7 +77,15 @@ def build_models(
         context_windows=windows,
         max_tokens=config.llm.max_tokens,
         clock=clock,
+        instruments=instruments,
     )
+
+
+def configured_models(config: Config) -> tuple[str, ...]:
+    """Every model the configured provider may call, once (the model label's values)."""
+    if config.agent.provider != "openai":
+        return (OFFLINE_MODEL,)
+    return tuple(dict.fromkeys(m for names in config.llm.models.values() for m in names))
 
 
 def memory_path(config: Config, repo: GitRepo) -> Path:
@@ -98,12 +108,15 @@ def build_runner(
     on_stage: StageListener | None = None,
     env: Mapping[str, str] | None = None,
     span_exporter: SpanExporter | None = None,
+    metrics: telemetry.Metrics | None = None,
 ) -> CycleRunner:
     """Open the repo and memory, set up telemetry, recover from a crash, return a runner.
 
     A repository in the middle of a merge, rebase, cherry-pick, revert or bisect is refused
     (:class:`~hephaestus.agent.gitrepo.RepositoryBusy`). ``span_exporter`` adds an exporter
-    (tests use an in-memory one).
+    (tests use an in-memory one); ``metrics`` records into another registry than the
+    default one. Each runner has a tracer of its own: building a second one leaves the
+    first one's telemetry as it was.
     """
     repo = GitRepo.open(project)
     repo.require_head()
@@ -115,17 +128,19 @@ def build_runner(
         undo.callback(lock.release)
         memory = Memory(memory_path(config, repo))
         undo.callback(memory.close)
-        models = build_models(config, env)
-        undo.callback(models.close)
         handle = telemetry.setup_telemetry(
             config.telemetry,
             span_file=span_file_path(config, repo),
-            models=models.all_models,
+            models=configured_models(config),
             env=env,
             extra_exporter=span_exporter,
+            metrics=metrics,
         )
         undo.callback(handle.shutdown)
+        models = build_models(config, env, instruments=handle.instruments)
+        undo.callback(models.close)
         telemetry.declare_series(
+            handle.metrics,
             outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
             stages=[s.value for s in Stage],
             agents=list(AGENT_OF_STAGE.values()),
@@ -142,8 +157,9 @@ def build_runner(
             telemetry_handle=handle,
             sandbox=sandbox,
             lock=lock,
+            streak=failure_streak(memory.recent(STREAK_LOOKBACK)),
         )
         recover(repo, memory, runner.workspaces_dir)
-        telemetry.resume_failure_streak(*failure_streak(memory.recent(STREAK_LOOKBACK)))
+        handle.instruments.failure_streak(runner.streak.failures)
         undo.pop_all()
     return runner

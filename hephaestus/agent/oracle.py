@@ -33,6 +33,7 @@ class TestOracle:
     sandbox: Sandbox
     repo: GitRepo
     secret: str = ""
+    instruments: telemetry.Instruments = field(default_factory=telemetry.Instruments.default)
     _baselines: dict[str, int] = field(default_factory=dict)
     _validated: int | None = None  # what the last successful check collected
 
@@ -51,7 +52,7 @@ class TestOracle:
         """Run the patched suite; fail with ``tests_failed`` unless it vouches for the change."""
         self._validated = None
         before = self.baseline(workspace)
-        with telemetry.tool_span("pytest") as tool:
+        with self.instruments.tool_span("pytest") as tool:
             env = tool.env()
             span_file = (tool.span_file,) if tool.span_file is not None else ()
             try:
@@ -85,7 +86,7 @@ class TestOracle:
                 self.repo, workspace.root.parent, workspace.root.name + _BASELINE_SUFFIX
             )
             try:
-                with telemetry.tool_span("pytest --collect-only"):
+                with self.instruments.tool_span("pytest --collect-only"):
                     run = self._run(base, ["--collect-only"], {}, ())
             finally:
                 base.discard()

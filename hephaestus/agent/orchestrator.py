@@ -38,6 +38,7 @@ from hephaestus.agent.sandbox import Sandbox
 from hephaestus.agent.workspace import Workspace
 from hephaestus.config import Config
 from hephaestus.llm.client import RoleModels, Usage, usage_scope
+from hephaestus.resilience.backoff import FailureStreak
 from hephaestus.resilience.timeouts import Deadline, deadline_scope
 
 _LOG = logging.getLogger("hephaestus.cycle")
@@ -108,23 +109,37 @@ class CycleRunner:
         telemetry_handle: telemetry.Telemetry | None = None,
         sandbox: Sandbox | None = None,
         lock: AgentLock | None = None,
+        streak: FailureStreak | None = None,
     ) -> None:
         self.config = config
         self.repo = repo
         self.models = models
         self.memory = memory
         self.sandbox = sandbox or Sandbox("none", reason="no sandbox was configured")
+        self.telemetry = telemetry_handle
+        self.instruments = (
+            telemetry_handle.instruments if telemetry_handle else telemetry.Instruments.default()
+        )
         self.oracle = TestOracle(
-            config.validation, self.sandbox, repo, secret=config.llm.api_key_env
+            config.validation,
+            self.sandbox,
+            repo,
+            secret=config.llm.api_key_env,
+            instruments=self.instruments,
         )
         self.log = logger or _LOG
         self.on_stage = on_stage
-        self.telemetry = telemetry_handle
+        self.streak = streak or FailureStreak()
         self.lock = lock
         self.last_objective: Objective | None = None
         self.journal = CommitJournal(repo.agent_dir / JOURNAL_NAME)
         self.stop_requested = threading.Event()
         self.guard = CycleGuard()
+
+    @property
+    def metrics(self) -> telemetry.Metrics:
+        """The metrics this runner records into."""
+        return self.instruments.metrics
 
     @property
     def workspaces_dir(self) -> Path:
@@ -151,7 +166,7 @@ class CycleRunner:
         )
         deadline = Deadline.after(self.config.resilience.cycle_timeout, "cycle deadline")
         with (
-            telemetry.cycle_span(result.correlation_id, result.cycle_number) as root,
+            self.instruments.cycle_span(result.correlation_id, result.cycle_number) as root,
             usage_scope() as usage,
         ):
             result.trace_id = root.trace_id
@@ -189,8 +204,15 @@ class CycleRunner:
                 "usage.output_tokens": result.output_tokens,
             },
         )
-        telemetry.record_cycle(
-            result.outcome.value, result.reason.value, result.started_at, result.finished_at, root
+        outcome = result.outcome.value
+        recovered = self.streak.record(outcome, result.started_at, result.finished_at)
+        self.instruments.record_cycle(
+            outcome,
+            result.reason.value,
+            result.duration,
+            root,
+            failures=self.streak.failures,
+            recovered_after=recovered,
         )
         self.log.info(
             "cycle finished",
@@ -208,7 +230,7 @@ class CycleRunner:
     def _stage(self, cycle: _Cycle, stage: Stage) -> Iterator[None]:
         """Span, stop/deadline checks, the stage's own deadline, and its duration."""
         result = cycle.result
-        with telemetry.stage_span(stage.value, AGENT_OF_STAGE.get(stage)):
+        with self.instruments.stage_span(stage.value, AGENT_OF_STAGE.get(stage)):
             if stage is not Stage.RECORD:
                 self._check_may_start(cycle.deadline, stage)
             if self.on_stage is not None:

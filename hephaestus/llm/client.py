@@ -73,15 +73,6 @@ def usage_scope() -> Iterator[Usage]:
         _USAGE.reset(token)
 
 
-def _report_transition(transition: Transition) -> None:
-    telemetry.breaker_transition(
-        transition.breaker,
-        transition.from_state.value,
-        transition.to_state.value,
-        transition.failures,
-    )
-
-
 class RoleModels:
     """The models that answer each agent role, called through one provider."""
 
@@ -97,8 +88,10 @@ class RoleModels:
         context_windows: Mapping[str, int] | None = None,
         max_tokens: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        instruments: telemetry.Instruments | None = None,
     ) -> None:
         self.provider = provider
+        self.instruments = instruments or telemetry.Instruments.default()
         self.policy = policy or RetryPolicy()
         self.request_timeout = request_timeout
         self.max_tokens = max_tokens
@@ -110,13 +103,26 @@ class RoleModels:
                 failure_threshold=breaker_threshold,
                 reset_timeout=breaker_reset,
                 clock=clock,
-                listeners=[_report_transition],
+                listeners=[self._report_transition],
             )
             for model in self.all_models
         }
         for breaker in self.breakers.values():
-            telemetry.declare_breaker(breaker.name)
-        telemetry.declare_retries(RETRIED_CALLABLE, [_qualified_name(e) for e in TRANSIENT_ERRORS])
+            telemetry.declare_breaker(self.instruments.metrics, breaker.name)
+        telemetry.declare_retries(
+            self.instruments.metrics,
+            RETRIED_CALLABLE,
+            [telemetry.qualified_name(e) for e in TRANSIENT_ERRORS],
+        )
+
+    def _report_transition(self, transition: Transition) -> None:
+        telemetry.breaker_transition(
+            self.instruments.metrics,
+            transition.breaker,
+            transition.from_state.value,
+            transition.to_state.value,
+            transition.failures,
+        )
 
     def models_for(self, role: Role) -> tuple[str, ...]:
         """The ordered models configured for ``role``."""
@@ -188,7 +194,7 @@ class RoleModels:
         schema: AnswerSchema[Any] | None,
     ) -> tuple[Completion, Any]:
         provider = self.provider
-        with telemetry.chat_span(
+        with self.instruments.chat_span(
             provider.name, model, provider.server_address, provider.server_port
         ) as call:
             budget = deadline.cap(self.policy.timeout)
@@ -300,10 +306,5 @@ def _parse_answer(schema: AnswerSchema[T], text: str) -> T:
         raise InvalidAnswer(f"{exc} ({schema.name} answer)", error_type="invalid_answer") from None
 
 
-def _qualified_name(obj: Any) -> str:
-    """How stamina names a retried callable or an exception type in its labels."""
-    return f"{obj.__module__}.{obj.__qualname__}"
-
-
-RETRIED_CALLABLE = _qualified_name(RoleModels._attempt)
+RETRIED_CALLABLE = telemetry.qualified_name(RoleModels._attempt)
 """The ``callable`` label of ``stamina_retries_total`` for model calls."""

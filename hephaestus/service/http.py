@@ -48,6 +48,7 @@ class ServiceAPI:
     def __init__(self, monitor: SystemMonitor, queue: ObjectiveQueue) -> None:
         self.monitor = monitor
         self.queue = queue
+        self.render_metrics = telemetry.MetricsRenderer(monitor.runner.metrics.registry)
         self.routes: dict[str, dict[str, Callable[..., tuple[int, Any, dict[str, str]]]]] = {
             "/metrics": {"GET": self.metrics},
             "/healthz": {"GET": self.healthz},
@@ -59,7 +60,7 @@ class ServiceAPI:
 
     def metrics(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         """Prometheus text, or OpenMetrics with exemplars when the scraper accepts it."""
-        body, content_type = telemetry.render_metrics(request.headers.get("Accept"))
+        body, content_type = self.render_metrics(request.headers.get("Accept"))
         return 200, body, {"Content-Type": content_type}
 
     def healthz(self, _request: Request) -> tuple[int, Any, dict[str, str]]:

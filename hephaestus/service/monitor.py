@@ -9,7 +9,7 @@ from typing import Any
 
 from hephaestus import __version__
 from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.models import CycleResult, Outcome
+from hephaestus.agent.models import CycleResult
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.agent.workspace import WorkspaceError, ensure_writable_dir
 from hephaestus.llm.client import RoleModels
@@ -46,20 +46,20 @@ class SystemMonitor:
     runner: CycleRunner
     started_at: float = field(default_factory=time.time)
     cycles_run: int = 0
-    consecutive_failures: int = 0
     last: CycleResult | None = None
     stopping: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cycle_finished(self, result: CycleResult) -> None:
-        """Remember the latest cycle and the failure streak."""
+        """Remember the latest cycle."""
         with self._lock:
             self.cycles_run += 1
             self.last = result
-            if result.outcome is Outcome.FAILED:
-                self.consecutive_failures += 1
-            elif result.outcome is Outcome.SUCCEEDED:
-                self.consecutive_failures = 0
+
+    @property
+    def consecutive_failures(self) -> int:
+        """The runner's failure streak: what the gauge shows, resumed across restarts."""
+        return self.runner.streak.failures
 
     def components(self) -> dict[str, dict[str, Any]]:
         """Status of each part the service depends on (``ok`` or ``error`` with a reason)."""
