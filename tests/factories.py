@@ -205,9 +205,8 @@ def run_cycles(
 
 def assert_succeeded(results: Iterable[CycleResult]) -> None:
     """Every cycle succeeded; a failure shows its outcome and the start of its detail."""
-    assert [
-        (r.outcome.value, r.detail[:60]) for r in results if r.outcome.value != "succeeded"
-    ] == []
+    others = [(r.outcome.value, r.detail[:200]) for r in results if r.outcome.value != "succeeded"]
+    assert not others, others
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -93,7 +93,7 @@ class Stage(enum.StrEnum):
     RECORD = "record"
 
 
-AGENT_OF_STAGE = {
+AGENT_OF_STAGE: dict[str, Role] = {
     Stage.OBJECTIVE: Role.BRAIN,
     Stage.PLAN: Role.ARCHITECT,
     Stage.REVIEW: Role.CODE_REVIEWER,

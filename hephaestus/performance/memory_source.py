@@ -25,7 +25,7 @@ def from_memory(memory: Memory, window_s: float, now: float | None = None) -> Me
     start = now - window_s
     rows = memory.finished_since(start, MAX_ROWS)
     first = memory.first_started()
-    measured = measure_rows(rows, window_s, f"memory:{memory.path}")
+    measured = _measure_rows(rows, window_s, f"memory:{memory.path}")
     if first is not None:
         measured.observed_s = max(0.0, now - max(first, start))
     if len(rows) == MAX_ROWS:
@@ -33,7 +33,7 @@ def from_memory(memory: Memory, window_s: float, now: float | None = None) -> Me
     return measured
 
 
-def measure_rows(rows: list[dict[str, Any]], window_s: float, source: str) -> Measurements:
+def _measure_rows(rows: list[dict[str, Any]], window_s: float, source: str) -> Measurements:
     """Measurements of finished cycle rows, oldest first."""
     rows = [r for r in rows if r.get("outcome")]
     outcomes = Counter(r["outcome"] for r in rows)

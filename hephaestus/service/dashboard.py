@@ -124,7 +124,7 @@ class Dashboard:
     def index(self, _request: Any) -> Answer:
         """The page, rendered with the current document."""
         page = TEMPLATES.get_template("index.html").render(
-            doc=self.document(), chart=duration_chart(self.document()["cycles"])
+            doc=self.document(), chart=_duration_chart(self.document()["cycles"])
         )
         return 200, page, dict(HTML)
 
@@ -172,7 +172,7 @@ def _cycle(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def duration_chart(cycles: list[dict[str, Any]], width: int = 600, height: int = 120) -> list:
+def _duration_chart(cycles: list[dict[str, Any]], width: int = 600, height: int = 120) -> list:
     """Bars of the recent cycles' durations, oldest left: ``x, y, w, h, outcome, title``."""
     done = [c for c in reversed(cycles) if c["duration_s"] is not None]
     if not done:

@@ -24,7 +24,9 @@ _LOG = logging.getLogger("hephaestus.resilience")
 def declare_breaker(metrics: Metrics, name: str) -> None:
     """Show a new breaker as closed (one-hot) with zero transitions of each kind."""
     for state in BREAKER_STATES:
-        metrics.breaker_state.labels(breaker=name, state=state).set(1 if state == "closed" else 0)
+        metrics.breaker_state.labels(breaker=name, state=state).set(
+            1 if state == BreakerState.CLOSED else 0
+        )
     for from_state, to_state in TRANSITIONS:
         metrics.breaker_transitions.labels(breaker=name, from_state=from_state, to_state=to_state)
 
