@@ -100,6 +100,26 @@ def span_file_path(config: Config, repo: GitRepo) -> Path:
     return Path(configured) if configured else repo.agent_dir / "traces.jsonl"
 
 
+def _open_repo(project: Path) -> GitRepo:
+    """The target, refused when it has no commit or is mid-merge; ``.hephaestus/`` ignored."""
+    repo = GitRepo.open(project)
+    repo.require_head()
+    repo.require_idle()
+    repo.ignore_agent_dir()
+    return repo
+
+
+def _declare_series(metrics: telemetry.Metrics, models: RoleModels) -> None:
+    telemetry.declare_series(
+        metrics,
+        outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
+        stages=[s.value for s in Stage],
+        agents=list(AGENT_OF_STAGE.values()),
+        provider=models.provider.name,
+        models=models.all_models,
+    )
+
+
 def build_runner(
     config: Config,
     project: Path,
@@ -112,17 +132,13 @@ def build_runner(
 ) -> CycleRunner:
     """Open the repo and memory, set up telemetry, recover from a crash, return a runner.
 
-    A repository in the middle of a merge, rebase, cherry-pick, revert or bisect is refused
+    A repository mid-merge, -rebase, -cherry-pick, -revert or -bisect is refused
     (:class:`~hephaestus.agent.gitrepo.RepositoryBusy`). ``span_exporter`` adds an exporter
-    (tests use an in-memory one); ``metrics`` records into another registry than the
-    default one. Each runner has a tracer of its own: building a second one leaves the
-    first one's telemetry as it was.
+    (tests: an in-memory one), ``metrics`` another registry than the default one. Each
+    runner has a tracer of its own: a second one leaves the first one's telemetry alone.
     """
-    repo = GitRepo.open(project)
-    repo.require_head()
-    repo.require_idle()
+    repo = _open_repo(project)
     sandbox = build_sandbox(config)
-    repo.ignore_agent_dir()
     with contextlib.ExitStack() as undo:  # on any failure, release what was taken so far
         lock = AgentLock(repo.agent_dir / "agent.lock")
         undo.callback(lock.release)
@@ -139,14 +155,7 @@ def build_runner(
         undo.callback(handle.shutdown)
         models = build_models(config, env, instruments=handle.instruments)
         undo.callback(models.close)
-        telemetry.declare_series(
-            handle.metrics,
-            outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
-            stages=[s.value for s in Stage],
-            agents=list(AGENT_OF_STAGE.values()),
-            provider=models.provider.name,
-            models=models.all_models,
-        )
+        _declare_series(handle.metrics, models)
         runner = CycleRunner(
             config,
             repo,

@@ -86,19 +86,28 @@ class Service:
             },
         )
         try:
-            run_cycles(
-                self.runner,
-                self.stop.event,
-                next_request=self._next_request,
-                on_cycle=self._finished,
-                wait=self._wait,
-                interval=self.interval,
-            )
+            self._cycles()
         finally:
             self.http.stop()
             self.runner.close()
             _LOG.info("service stopped", extra={"signal": self.stop.signal_name})
         return 0
+
+    def _cycles(self, count: int | None = None) -> None:
+        """Run ``count`` cycles (``None``: until stopped) through the one cycle loop."""
+        run_cycles(
+            self.runner,
+            self.stop.event,
+            next_request=self._next_request,
+            on_cycle=self._finished,
+            wait=self._wait,
+            cycles=count,
+            interval=self.interval,
+        )
+
+    def _one_cycle(self) -> None:
+        """One cycle exactly as the loop runs it (tests drive the service this way)."""
+        self._cycles(1)
 
     def _next_request(self, _number: int) -> CycleRequest:
         queued = self.queue.pop()
