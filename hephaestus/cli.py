@@ -14,7 +14,7 @@ from rich.console import Console
 from hephaestus.agent.build import build_runner, memory_path, span_file_path
 from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
 from hephaestus.agent.memory import Memory, MemoryStoreError
-from hephaestus.agent.models import CycleAborted, CycleResult, Outcome, check_correlation_id
+from hephaestus.agent.models import CycleResult, check_correlation_id
 from hephaestus.agent.recovery import AgentLocked
 from hephaestus.agent.workspace import WorkspaceError
 from hephaestus.cli_args import build_parser
@@ -34,13 +34,13 @@ from hephaestus.performance import (
     prometheus_analyzer,
 )
 from hephaestus.performance.report import to_markdown
-from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.sample import create_demo_repo
 from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable, fetch_status
+from hephaestus.service.cycles import CycleRequest, run_cycles
 from hephaestus.service.server import ListenError
 from hephaestus.service.shutdown import GracefulShutdown
 from hephaestus.telemetry.logs import configure_logging
-from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
+from hephaestus.telemetry.trace_lookup import TraceNotFound, jaeger_trace, local_trace
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1
@@ -86,24 +86,25 @@ def _run_cycles(
         runner = build_runner(config, project, on_stage=progress.on_stage)
         shutdown = GracefulShutdown(runner, config.resilience.shutdown_grace)
         shutdown.install()
-        backoff = FailureBackoff(
-            config.resilience.failure_backoff, config.resilience.failure_backoff_max
-        )
+
+        def finished(result: CycleResult) -> None:
+            results.append(result)
+            progress.cycle_done(result)
+
+        def back_off(pause: float) -> None:
+            if pause:
+                progress.backing_off(pause)
+                shutdown.event.wait(pause)
+
         try:
-            for index in range(cycles):
-                if shutdown.event.is_set():
-                    break
-                result = runner.run_cycle(
-                    objective=objective if index == 0 else None, correlation_id=correlation_id
-                )
-                results.append(result)
-                progress.cycle_done(result)
-                pause = backoff.after(result.outcome is Outcome.FAILED)
-                if pause and index < cycles - 1:
-                    progress.backing_off(pause)
-                    shutdown.event.wait(pause)
-        except CycleAborted:
-            pass  # the runner recorded the cycle as aborted
+            run_cycles(
+                runner,
+                shutdown.event,
+                next_request=lambda n: CycleRequest(objective if n == 0 else None, correlation_id),
+                on_cycle=finished,
+                wait=back_off,
+                cycles=cycles,
+            )
         finally:
             shutdown.uninstall()
             runner.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hephaestus.agent.memory import Memory
+from hephaestus.agent import Memory
 from hephaestus.performance.analyzer import PerformanceAnalyzer
 from hephaestus.performance.kpis import KPIS, evaluate, format_target, format_value
 from hephaestus.performance.measurements import Measurements, parse_window

@@ -1,7 +1,9 @@
 """The one package that knows OpenTelemetry and prometheus-client.
 
-The agent calls :func:`setup_telemetry` once and then the small helpers re-exported here
-(``cycle_span``, ``stage_span``, ``chat_span``, ``tool_span``, ``record_cycle``…).
+The agent calls :func:`setup_telemetry` and passes the :class:`Instruments` it returns to
+whatever records (``cycle_span``, ``stage_span``, ``chat_span``, ``tool_span``,
+``record_cycle``…); :class:`Metrics` takes a registry the way prometheus-client does, the
+default registry being the default. Nothing here keeps module-level telemetry state.
 """
 
 from __future__ import annotations
@@ -15,24 +17,24 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
-from hephaestus.telemetry import catalog
+from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.collector import MetricsCollector
-from hephaestus.telemetry.events import breaker_transition, declare_breaker, install_retry_hooks
-from hephaestus.telemetry.exposition import render_metrics
+from hephaestus.telemetry.events import (
+    breaker_transition,
+    declare_breaker,
+    declare_retries,
+    install_retry_hooks,
+    qualified_name,
+)
+from hephaestus.telemetry.exposition import MetricsRenderer
 from hephaestus.telemetry.instrument import (
     ChatCall,
     CycleSpan,
+    Instruments,
     ToolRun,
     add_event,
-    chat_span,
-    configure,
-    cycle_span,
     exemplar,
-    record_cycle,
-    resume_failure_streak,
     set_attributes,
-    stage_span,
-    tool_span,
 )
 from hephaestus.telemetry.logs import StructuredLogger, configure_logging
 from hephaestus.telemetry.tracing import TracingHandle, build_tracer_provider
@@ -40,26 +42,25 @@ from hephaestus.telemetry.tracing import TracingHandle, build_tracer_provider
 __all__ = [
     "ChatCall",
     "CycleSpan",
+    "Instruments",
+    "Metrics",
     "MetricsCollector",
+    "MetricsRenderer",
     "SpanExporter",
     "StructuredLogger",
     "Telemetry",
     "ToolRun",
     "add_event",
     "breaker_transition",
-    "chat_span",
     "configure_logging",
-    "cycle_span",
     "declare_breaker",
+    "declare_retries",
     "declare_series",
+    "default_metrics",
     "exemplar",
-    "record_cycle",
-    "render_metrics",
-    "resume_failure_streak",
+    "qualified_name",
     "set_attributes",
     "setup_telemetry",
-    "stage_span",
-    "tool_span",
 ]
 
 _LOG = logging.getLogger("hephaestus.telemetry")
@@ -67,10 +68,19 @@ _LOG = logging.getLogger("hephaestus.telemetry")
 
 @dataclass
 class Telemetry:
-    """What :func:`setup_telemetry` set up; :meth:`shutdown` flushes within the deadline."""
+    """What :func:`setup_telemetry` set up: pass ``instruments`` to whatever records.
+
+    :meth:`shutdown` flushes within the deadline.
+    """
 
     tracing: TracingHandle
+    instruments: Instruments
     shutdown_timeout: float
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics this telemetry records into (their registry is what ``/metrics`` serves)."""
+        return self.instruments.metrics
 
     def shutdown(self) -> bool:
         """Flush spans and stop exporting; never blocks longer than ``shutdown_timeout``."""
@@ -90,21 +100,32 @@ def setup_telemetry(
     models: Iterable[str],
     env: Mapping[str, str] | None = None,
     extra_exporter: SpanExporter | None = None,
+    metrics: Metrics | None = None,
 ) -> Telemetry:
-    """Build the tracer provider and point every helper at it."""
-    tracing = build_tracer_provider(config, span_file, env=env, extra_exporter=extra_exporter)
-    install_retry_hooks()
-    configure(
+    """Build a tracer provider of its own and the instruments that record into it.
+
+    Nothing global changes but stamina's retry hooks (stamina's own setting): a second
+    call makes a second, independent telemetry. ``metrics`` defaults to the catalog on
+    prometheus-client's default registry.
+    """
+    metrics = metrics or default_metrics()
+    tracing = build_tracer_provider(
+        config, span_file, env=env, extra_exporter=extra_exporter, metrics=metrics
+    )
+    install_retry_hooks(metrics)
+    instruments = Instruments(
         tracing.provider.get_tracer("hephaestus", __version__),
+        metrics,
         capture_content=config.capture_content,
-        models=list(models),
+        models=frozenset(models),
         relay=tracing.relay if tracing.processors else None,
     )
     _LOG.debug("telemetry ready", extra={"exporters": tracing.exporters})
-    return Telemetry(tracing=tracing, shutdown_timeout=config.shutdown_timeout)
+    return Telemetry(tracing, instruments, shutdown_timeout=config.shutdown_timeout)
 
 
 def declare_series(
+    metrics: Metrics,
     *,
     outcome_reasons: Iterable[tuple[str, str]],
     stages: Iterable[str],
@@ -114,21 +135,21 @@ def declare_series(
 ) -> None:
     """Create the known label sets at zero so every series exists before its first event."""
     for outcome, reason in outcome_reasons:
-        catalog.CYCLES.labels(outcome=outcome, reason=reason)
-        catalog.CYCLE_DURATION.labels(outcome=outcome)
+        metrics.cycles.labels(outcome=outcome, reason=reason)
+        metrics.cycle_duration.labels(outcome=outcome)
     for stage in stages:
-        catalog.STAGE_DURATION.labels(stage=stage, outcome="ok")
+        metrics.stage_duration.labels(stage=stage, outcome="ok")
     for agent in agents:
-        catalog.AGENT_RESPONSE.labels(agent=agent)
+        metrics.agent_response.labels(agent=agent)
     for model in models:
         labels = {
             "gen_ai_operation_name": "chat",
             "gen_ai_provider_name": provider,
             "gen_ai_request_model": model,
         }
-        catalog.GENAI_DURATION.labels(**labels, error_type="")
+        metrics.genai_duration.labels(**labels, error_type="")
         for token_type in ("input", "output"):
-            catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type)
+            metrics.genai_tokens.labels(**labels, gen_ai_token_type=token_type)
     for result in ("passed", "failed", "no_tests", "timeout"):
-        catalog.VALIDATION_TESTS.labels(result=result)
-    catalog.EXPORT_FAILURES.labels(signal="traces")
+        metrics.validation_tests.labels(result=result)
+    metrics.export_failures.labels(signal="traces")

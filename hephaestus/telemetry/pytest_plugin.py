@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry import baggage
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -24,7 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, SpanFileExporter
 from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
 
-_KEY = pytest.StashKey[dict[str, Any]]()
+_PLUGIN_NAME = "hephaestus-trace-join"
 
 
 def _provider() -> TracerProvider:
@@ -42,7 +42,7 @@ def _provider() -> TracerProvider:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Open the session span when the agent passed a trace context."""
+    """Join the agent's trace when it passed a trace context: register a :class:`_TraceJoin`."""
     carrier = {
         "traceparent": os.environ.get("TRACEPARENT", ""),
         "baggage": os.environ.get("BAGGAGE", ""),
@@ -53,57 +53,47 @@ def pytest_configure(config: pytest.Config) -> None:
         carrier, TraceContextTextMapPropagator().extract(carrier)
     )
     correlation_id = baggage.get_baggage(CORRELATION_ATTRIBUTE, parent)
-    provider = _provider()
-    tracer = provider.get_tracer("hephaestus.pytest")
     attributes = {CORRELATION_ATTRIBUTE: str(correlation_id)} if correlation_id else {}
-    session = tracer.start_span("pytest session", context=parent, attributes=attributes)
-    config.stash[_KEY] = {
-        "provider": provider,
-        "tracer": tracer,
-        "session": session,
-        "attributes": attributes,
-        "counts": {},
-    }
+    config.pluginmanager.register(_TraceJoin(_provider(), parent, attributes), _PLUGIN_NAME)
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """One span per test, from its call phase (or the phase that failed)."""
-    state = _STATE["current"]
-    if state is None or not (report.when == "call" or report.failed):
-        return
-    outcome = report.outcome
-    state["counts"][outcome] = state["counts"].get(outcome, 0) + 1
-    span: Span = state["tracer"].start_span(
-        "pytest test",
-        context=set_span_in_context(state["session"]),
-        start_time=int(report.start * 1e9),
-        attributes={
-            **state["attributes"],
-            "test.case.name": report.nodeid,
-            "test.case.result.status": "pass" if report.passed else "fail",
-            "hephaestus.test.phase": report.when,
-        },
-    )
-    span.end(end_time=int(report.stop * 1e9))
+class _TraceJoin:
+    """The session span and one span per test, for one pytest run (a plugin instance)."""
 
+    def __init__(
+        self, provider: TracerProvider, parent: Context, attributes: dict[str, str]
+    ) -> None:
+        self.provider = provider
+        self.tracer = provider.get_tracer("hephaestus.pytest")
+        self.attributes = attributes
+        self.session = self.tracer.start_span(
+            "pytest session", context=parent, attributes=attributes
+        )
+        self.counts: dict[str, int] = {}
 
-_STATE: dict[str, dict[str, Any] | None] = {"current": None}
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """One span per test, from its call phase (or the phase that failed)."""
+        if not (report.when == "call" or report.failed):
+            return
+        outcome = report.outcome
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        span: Span = self.tracer.start_span(
+            "pytest test",
+            context=set_span_in_context(self.session),
+            start_time=int(report.start * 1e9),
+            attributes={
+                **self.attributes,
+                "test.case.name": report.nodeid,
+                "test.case.result.status": "pass" if report.passed else "fail",
+                "hephaestus.test.phase": report.when,
+            },
+        )
+        span.end(end_time=int(report.stop * 1e9))
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Make the state reachable from report hooks."""
-    _STATE["current"] = session.config.stash.get(_KEY, None)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Close the session span with the counts (every span is already on disk)."""
-    state = session.config.stash.get(_KEY, None)
-    if state is None:
-        return
-    span: Span = state["session"]
-    span.set_attribute("process.exit.code", int(exitstatus))
-    for outcome, count in state["counts"].items():
-        span.set_attribute(f"hephaestus.tests.{outcome}", count)
-    span.end()
-    state["provider"].shutdown()
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        """Close the session span with the counts (every span is already on disk)."""
+        self.session.set_attribute("process.exit.code", int(exitstatus))
+        for outcome, count in self.counts.items():
+            self.session.set_attribute(f"hephaestus.tests.{outcome}", count)
+        self.session.end()
+        self.provider.shutdown()

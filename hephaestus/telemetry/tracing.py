@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import (
 
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
-from hephaestus.telemetry.catalog import EXPORT_FAILURES
+from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.context import correlation_id_var
 from hephaestus.telemetry.spanfile import SpanFileExporter, readable_span
 
@@ -38,9 +38,11 @@ INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 class CountingExporter(SpanExporter):
     """Wraps an exporter: failures (results or exceptions) are counted, never raised."""
 
-    def __init__(self, inner: SpanExporter, signal: str = "traces") -> None:
+    def __init__(
+        self, inner: SpanExporter, signal: str = "traces", metrics: Metrics | None = None
+    ) -> None:
         self.inner = inner
-        self._failures = EXPORT_FAILURES.labels(signal=signal)
+        self._failures = (metrics or default_metrics()).export_failures.labels(signal=signal)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export through the wrapped exporter and count a failure."""
@@ -165,11 +167,14 @@ def build_tracer_provider(
     span_file: Path | None,
     env: Mapping[str, str] | None = None,
     extra_exporter: SpanExporter | None = None,
+    metrics: Metrics | None = None,
 ) -> TracingHandle:
     """A tracer provider exporting to OTLP (if configured) and the local span file.
 
-    ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor.
+    ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor;
+    failed exports are counted in ``metrics`` (default: the default registry's).
     """
+    metrics = metrics or default_metrics()
     env = os.environ if env is None else env
     resource = Resource.create(
         {  # explicit attributes beat the SDK's env detector: read it here
@@ -186,15 +191,16 @@ def build_tracer_provider(
     if target is not None:
         endpoint, protocol = target
         exporter = _otlp_exporter(endpoint, protocol, config.export_timeout)
-        _add(handle, _batch(exporter, config))
+        _add(handle, _batch(CountingExporter(exporter, metrics=metrics), config))
         handle.exporters.append(f"otlp/{protocol}")
     if config.enabled and span_file is not None and config.local_traces:
-        handle.local_processor = _batch(SpanFileExporter(span_file), config)
+        local = CountingExporter(SpanFileExporter(span_file), metrics=metrics)
+        handle.local_processor = _batch(local, config)
         _add(handle, handle.local_processor)
         handle.exporters.append("file")
         handle.span_file = span_file
     if extra_exporter is not None:
-        _add(handle, SimpleSpanProcessor(CountingExporter(extra_exporter)))
+        _add(handle, SimpleSpanProcessor(CountingExporter(extra_exporter, metrics=metrics)))
         handle.exporters.append("extra")
     return handle
 
@@ -206,7 +212,7 @@ def _add(handle: TracingHandle, processor: SpanProcessor) -> None:
 
 def _batch(exporter: SpanExporter, config: TelemetryConfig) -> BatchSpanProcessor:
     return BatchSpanProcessor(
-        CountingExporter(exporter),
+        exporter,
         max_queue_size=config.max_queue_size,
         schedule_delay_millis=config.schedule_delay * 1000,
         export_timeout_millis=config.export_timeout * 1000,
