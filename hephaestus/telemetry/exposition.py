@@ -16,6 +16,8 @@ from typing import Generic, TypeVar
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
+from hephaestus.telemetry.encoding import fast_encoder
+
 T = TypeVar("T")
 
 
@@ -59,7 +61,8 @@ class Coalescer(Generic[T]):
             return flight.result
 
 
-_ENCODERS: dict[str, Callable[..., bytes]] = {}  # content type -> encoder: a handful of formats
+# content type -> encoder: a handful of formats, each encoder remembering its series
+_ENCODERS: dict[str, Callable[..., bytes]] = {}
 
 
 def _render(content_type: str) -> tuple[bytes, str]:
@@ -72,5 +75,6 @@ _RENDERS: Coalescer[tuple[bytes, str]] = Coalescer(_render)
 def render_metrics(accept: str | None) -> tuple[bytes, str]:
     """The default registry as Prometheus text, or OpenMetrics (with exemplars) when asked."""
     encoder, content_type = choose_encoder(accept or "")
-    _ENCODERS[content_type] = encoder
+    if content_type not in _ENCODERS:
+        _ENCODERS[content_type] = fast_encoder(encoder) or encoder
     return _RENDERS(content_type)
