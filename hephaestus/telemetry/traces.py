@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE
 from hephaestus.telemetry.spanfile import read_span_file
-from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 MIN_PREFIX = 6

@@ -27,10 +27,10 @@ from opentelemetry.sdk.trace.export import (
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
 from hephaestus.telemetry.context import correlation_id_var
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE
 from hephaestus.telemetry.flushing import CountingExporter, Remote, shutdown_processors
 from hephaestus.telemetry.spanfile import SpanFileExporter, readable_span
 
-CORRELATION_ATTRIBUTE = "hephaestus.correlation_id"
 EXIT_DEADLINE = 2.0  # seconds an un-closed handle may spend flushing at interpreter exit
 INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
