@@ -12,6 +12,7 @@ from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory, failure_streak
 from hephaestus.agent.models import Reason, Stage
 from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
+from hephaestus.agent.paths import memory_path, span_file_path
 from hephaestus.agent.recovery import AgentLock, recover
 from hephaestus.agent.sandbox import Sandbox, resolve_sandbox
 from hephaestus.config import Config
@@ -75,18 +76,6 @@ def build_models(
         max_tokens=config.llm.max_tokens,
         clock=clock,
     )
-
-
-def memory_path(config: Config, repo: GitRepo) -> Path:
-    """The memory database path: configured, or ``.hephaestus/memory.db`` in the repo."""
-    configured = config.agent.memory_path
-    return Path(configured) if configured else repo.agent_dir / "memory.db"
-
-
-def span_file_path(config: Config, repo: GitRepo) -> Path:
-    """The local span file: configured, or ``.hephaestus/traces.jsonl`` in the repo."""
-    configured = config.telemetry.traces_file
-    return Path(configured) if configured else repo.agent_dir / "traces.jsonl"
 
 
 def build_runner(

@@ -6,14 +6,17 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hephaestus.agent.memory import Memory
 from hephaestus.performance.analyzer import PerformanceAnalyzer
 from hephaestus.performance.kpis import KPIS, evaluate, format_target, format_value
 from hephaestus.performance.measurements import Measurements, parse_window
-from hephaestus.performance.memory_source import from_memory
-from hephaestus.performance.prometheus_source import PrometheusError, PrometheusSource
+
+if TYPE_CHECKING:
+    from hephaestus.performance.memory_source import from_memory
+    from hephaestus.performance.prometheus_source import PrometheusError
 
 __all__ = [
     "KPIS",
@@ -30,8 +33,22 @@ __all__ = [
 ]
 
 
+_LAZY = {  # httpx and sqlite3 come with these: imported when asked for, not with the package
+    "PrometheusError": "hephaestus.performance.prometheus_source",
+    "from_memory": "hephaestus.performance.memory_source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
 def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
     """An analyzer reading the memory database at ``path`` (read-only)."""
+    from hephaestus.agent.memory import Memory
+    from hephaestus.performance.memory_source import from_memory
 
     def measure() -> Measurements:
         if not path.exists():  # never create a database just to read it
@@ -51,6 +68,7 @@ def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
 
 def prometheus_analyzer(url: str, window_s: float) -> PerformanceAnalyzer:
     """An analyzer querying the Prometheus server at ``url``."""
+    from hephaestus.performance.prometheus_source import PrometheusSource
 
     def measure() -> Measurements:
         source = PrometheusSource(url)
