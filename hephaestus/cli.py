@@ -67,9 +67,8 @@ def _run_cycles(
     console: Console,
 ) -> int:
     from hephaestus.agent.build import build_runner
-    from hephaestus.agent.models import CycleAborted, Outcome
     from hephaestus.display import CycleProgress, summary_table
-    from hephaestus.resilience.backoff import FailureBackoff
+    from hephaestus.service.cycles import CycleRequest, run_cycles
     from hephaestus.service.shutdown import GracefulShutdown
 
     results: list[CycleResult] = []
@@ -77,24 +76,25 @@ def _run_cycles(
         runner = build_runner(config, project, on_stage=progress.on_stage)
         shutdown = GracefulShutdown(runner, config.resilience.shutdown_grace)
         shutdown.install()
-        backoff = FailureBackoff(
-            config.resilience.failure_backoff, config.resilience.failure_backoff_max
-        )
+
+        def finished(result: CycleResult) -> None:
+            results.append(result)
+            progress.cycle_done(result)
+
+        def back_off(pause: float) -> None:
+            if pause:
+                progress.backing_off(pause)
+                shutdown.event.wait(pause)
+
         try:
-            for index in range(cycles):
-                if shutdown.event.is_set():
-                    break
-                result = runner.run_cycle(
-                    objective=objective if index == 0 else None, correlation_id=correlation_id
-                )
-                results.append(result)
-                progress.cycle_done(result)
-                pause = backoff.after(result.outcome is Outcome.FAILED)
-                if pause and index < cycles - 1:
-                    progress.backing_off(pause)
-                    shutdown.event.wait(pause)
-        except CycleAborted:
-            pass  # the runner recorded the cycle as aborted
+            run_cycles(
+                runner,
+                shutdown.event,
+                next_request=lambda n: CycleRequest(objective if n == 0 else None, correlation_id),
+                on_cycle=finished,
+                wait=back_off,
+                cycles=cycles,
+            )
         finally:
             shutdown.uninstall()
             runner.close()
@@ -261,7 +261,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from hephaestus.agent.gitrepo import GitRepo
     from hephaestus.agent.paths import span_file_path
     from hephaestus.display import trace_tree
-    from hephaestus.telemetry.traces import jaeger_trace, local_trace
+    from hephaestus.telemetry.trace_lookup import jaeger_trace, local_trace
 
     if args.jaeger_url:
         spans = jaeger_trace(args.jaeger_url, args.id)
@@ -310,7 +310,7 @@ def exit_code_of(exc: Exception) -> int | None:
     from hephaestus.performance import PrometheusError
     from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable
     from hephaestus.service.server import ListenError
-    from hephaestus.telemetry.traces import TraceNotFound
+    from hephaestus.telemetry.trace_lookup import TraceNotFound
 
     if isinstance(exc, ServiceUnreachable):
         return EXIT_UNREACHABLE

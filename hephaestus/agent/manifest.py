@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hephaestus.agent.gitrepo import git
 from hephaestus.agent.patches import TextFile
-from hephaestus.llm.opportunities import is_test_file
 
 _MAX_PARSE_BYTES = 512_000
+_TEST_NAME = re.compile(r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_test\.py$|conftest\.py$)")
+
+
+def is_test_file(path: str) -> bool:
+    """Whether ``path`` is part of a test suite: the oracle, which plans leave alone."""
+    return bool(_TEST_NAME.search(path))
 
 
 @dataclass(frozen=True)

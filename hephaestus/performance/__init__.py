@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hephaestus._exports import lazy_exports
 from hephaestus.performance.analyzer import PerformanceAnalyzer
 from hephaestus.performance.kpis import KPIS, evaluate, format_target, format_value
 from hephaestus.performance.measurements import Measurements, parse_window
@@ -33,16 +33,10 @@ __all__ = [
 ]
 
 
-_LAZY = {  # httpx and sqlite3 come with these: imported when asked for, not with the package
-    "PrometheusError": "hephaestus.performance.prometheus_source",
-    "from_memory": "hephaestus.performance.memory_source",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+# httpx and sqlite3 come with these: imported when asked for, not with the package
+__getattr__ = lazy_exports(
+    __name__, {"PrometheusError": "prometheus_source", "from_memory": "memory_source"}
+)
 
 
 def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:

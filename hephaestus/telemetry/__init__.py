@@ -1,101 +1,93 @@
 """The one package that knows OpenTelemetry and prometheus-client.
 
-The agent calls :func:`setup_telemetry` once and then the small helpers re-exported here
-(``cycle_span``, ``stage_span``, ``chat_span``, ``tool_span``, ``record_cycle``…).
+The agent calls :func:`setup_telemetry` and passes the :class:`Instruments` it returns to
+whatever records (``cycle_span``, ``stage_span``, ``chat_span``, ``tool_span``,
+``record_cycle``…); :class:`Metrics` takes a registry the way prometheus-client does, the
+default registry being the default. Nothing here keeps module-level telemetry state.
 
-Names are imported on first use (PEP 562): ``hephaestus --help`` and the pytest plugin,
-which lives in this package and runs in every validation subprocess, do not pay for the
-OpenTelemetry SDK and prometheus-client they do not use.
+Names are imported on first use: the pytest plugin, which lives here and runs in every
+validation subprocess, and ``hephaestus --help`` do not pay for the OpenTelemetry SDK and
+prometheus-client they do not use.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_HOME = {
-    "ChatCall": "instrument",
-    "CycleSpan": "instrument",
-    "MetricsCollector": "collector",
-    "SpanExporter": "opentelemetry.sdk.trace.export",
-    "StructuredLogger": "logs",
-    "Telemetry": "setup",
-    "ToolRun": "instrument",
-    "add_event": "instrument",
-    "breaker_transition": "events",
-    "chat_span": "instrument",
-    "configure_logging": "logs",
-    "cycle_span": "instrument",
-    "declare_breaker": "events",
-    "declare_series": "setup",
-    "exemplar": "instrument",
-    "record_cycle": "instrument",
-    "render_metrics": "exposition",
-    "resume_failure_streak": "instrument",
-    "set_attributes": "instrument",
-    "setup_telemetry": "setup",
-    "stage_span": "instrument",
-    "tool_span": "instrument",
-}
+from hephaestus._exports import lazy_exports
+
+if TYPE_CHECKING:
+    from hephaestus.telemetry.catalog import Metrics, default_metrics
+    from hephaestus.telemetry.collector import MetricsCollector
+    from hephaestus.telemetry.events import (
+        breaker_transition,
+        declare_breaker,
+        declare_retries,
+        install_retry_hooks,
+        qualified_name,
+    )
+    from hephaestus.telemetry.exposition import MetricsRenderer
+    from hephaestus.telemetry.instrument import (
+        ChatCall,
+        CycleSpan,
+        Instruments,
+        ToolRun,
+        add_event,
+        exemplar,
+        set_attributes,
+    )
+    from hephaestus.telemetry.logs import StructuredLogger, configure_logging
+    from hephaestus.telemetry.setup import SpanExporter, Telemetry, declare_series, setup_telemetry
+
 __all__ = [
     "ChatCall",
     "CycleSpan",
+    "Instruments",
+    "Metrics",
     "MetricsCollector",
+    "MetricsRenderer",
     "SpanExporter",
     "StructuredLogger",
     "Telemetry",
     "ToolRun",
     "add_event",
     "breaker_transition",
-    "chat_span",
     "configure_logging",
-    "cycle_span",
     "declare_breaker",
+    "declare_retries",
     "declare_series",
+    "default_metrics",
     "exemplar",
-    "record_cycle",
-    "render_metrics",
-    "resume_failure_streak",
+    "install_retry_hooks",
+    "qualified_name",
     "set_attributes",
     "setup_telemetry",
-    "stage_span",
-    "tool_span",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(home if "." in home else f"{__name__}.{home}")
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace.export import SpanExporter
-
-    from hephaestus.telemetry.collector import MetricsCollector
-    from hephaestus.telemetry.events import breaker_transition, declare_breaker
-    from hephaestus.telemetry.exposition import render_metrics
-    from hephaestus.telemetry.instrument import (
-        ChatCall,
-        CycleSpan,
-        ToolRun,
-        add_event,
-        chat_span,
-        cycle_span,
-        exemplar,
-        record_cycle,
-        resume_failure_streak,
-        set_attributes,
-        stage_span,
-        tool_span,
-    )
-    from hephaestus.telemetry.logs import StructuredLogger, configure_logging
-    from hephaestus.telemetry.setup import Telemetry, declare_series, setup_telemetry
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ChatCall": "instrument",
+        "CycleSpan": "instrument",
+        "Instruments": "instrument",
+        "Metrics": "catalog",
+        "MetricsCollector": "collector",
+        "MetricsRenderer": "exposition",
+        "SpanExporter": "setup",
+        "StructuredLogger": "logs",
+        "Telemetry": "setup",
+        "ToolRun": "instrument",
+        "add_event": "instrument",
+        "breaker_transition": "events",
+        "configure_logging": "logs",
+        "declare_breaker": "events",
+        "declare_retries": "events",
+        "declare_series": "setup",
+        "default_metrics": "catalog",
+        "exemplar": "instrument",
+        "install_retry_hooks": "events",
+        "qualified_name": "events",
+        "set_attributes": "instrument",
+        "setup_telemetry": "setup",
+    },
+)

@@ -27,7 +27,7 @@ from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_EN
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _BUFFER_BYTES = 512 * 1024  # a very long suite is written in chunks of about this size
-_KEY = pytest.StashKey["SessionSpans"]()
+_PLUGIN_NAME = "hephaestus-trace-join"
 
 
 def parent_of(traceparent: str) -> tuple[str, str] | None:
@@ -57,8 +57,11 @@ def _span_id() -> str:
 
 
 @dataclass
-class SessionSpans:
-    """The session span and the test spans recorded so far, as span-file records."""
+class TraceJoin:
+    """The session span and one span per test, for one pytest run (a plugin instance).
+
+    Spans are span-file records, buffered until the session ends.
+    """
 
     path: str
     trace_id: str
@@ -105,58 +108,42 @@ class SessionSpans:
         self.pending.clear()
         self.pending_bytes = 0
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """One span per test, from its call phase (or the phase that failed)."""
+        if not (report.when == "call" or report.failed):
+            return
+        self.counts[report.outcome] = self.counts.get(report.outcome, 0) + 1
+        self.record(
+            "pytest test",
+            self.span_id,
+            int(report.start * 1e9),
+            int(report.stop * 1e9),
+            **{
+                "test.case.name": report.nodeid,
+                "test.case.result.status": "pass" if report.passed else "fail",
+                "hephaestus.test.phase": report.when,
+            },
+        )
 
-_CURRENT: dict[str, SessionSpans | None] = {"session": None}
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        """End the session span with the counts and write every buffered span."""
+        counts = {f"hephaestus.tests.{outcome}": n for outcome, n in self.counts.items()}
+        self.record(
+            "pytest session",
+            self.parent_id,
+            self.start_ns,
+            time.time_ns(),
+            **{"process.exit.code": int(exitstatus), **counts},
+        )
+        self.write()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Start the session span when the agent passed a sampled trace context."""
+    """Join the agent's trace when it passed a sampled one: register a :class:`TraceJoin`."""
     path = os.environ.get(SPAN_FILE_ENV)
     parent = parent_of(os.environ.get("TRACEPARENT", ""))
     if not path or parent is None:
         return
     correlation_id = baggage_value(os.environ.get("BAGGAGE", ""), CORRELATION_ATTRIBUTE)
     attributes = {CORRELATION_ATTRIBUTE: correlation_id} if correlation_id else {}
-    config.stash[_KEY] = SessionSpans(path, *parent, attributes=attributes)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Make the session's spans reachable from report hooks."""
-    _CURRENT["session"] = session.config.stash.get(_KEY, None)
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """One span per test, from its call phase (or the phase that failed)."""
-    spans = _CURRENT["session"]
-    if spans is None or not (report.when == "call" or report.failed):
-        return
-    spans.counts[report.outcome] = spans.counts.get(report.outcome, 0) + 1
-    spans.record(
-        "pytest test",
-        spans.span_id,
-        int(report.start * 1e9),
-        int(report.stop * 1e9),
-        **{
-            "test.case.name": report.nodeid,
-            "test.case.result.status": "pass" if report.passed else "fail",
-            "hephaestus.test.phase": report.when,
-        },
-    )
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """End the session span with the counts and write every buffered span."""
-    spans = session.config.stash.get(_KEY, None)
-    if spans is None:
-        return
-    counts = {f"hephaestus.tests.{outcome}": n for outcome, n in spans.counts.items()}
-    spans.record(
-        "pytest session",
-        spans.parent_id,
-        spans.start_ns,
-        time.time_ns(),
-        **{"process.exit.code": int(exitstatus), **counts},
-    )
-    spans.write()
-    _CURRENT["session"] = None
+    config.pluginmanager.register(TraceJoin(path, *parent, attributes=attributes), _PLUGIN_NAME)

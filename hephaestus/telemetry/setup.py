@@ -1,4 +1,7 @@
-"""Telemetry set-up: the tracer provider, the helpers pointed at it, the known series."""
+"""Telemetry set-up: a tracer provider, the instruments recording into it, the known series.
+
+Kept apart from the package ``__init__``, which imports names on first use.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,31 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
-from hephaestus.telemetry import catalog
+from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.events import install_retry_hooks
-from hephaestus.telemetry.instrument import configure
+from hephaestus.telemetry.instrument import Instruments
 from hephaestus.telemetry.tracing import TracingHandle, build_tracer_provider
+
+__all__ = ["SpanExporter", "Telemetry", "declare_series", "setup_telemetry"]
 
 _LOG = logging.getLogger("hephaestus.telemetry")
 
 
 @dataclass
 class Telemetry:
-    """What :func:`setup_telemetry` set up; :meth:`shutdown` flushes within the deadline."""
+    """What :func:`setup_telemetry` set up: pass ``instruments`` to whatever records.
+
+    :meth:`shutdown` flushes within the deadline.
+    """
 
     tracing: TracingHandle
+    instruments: Instruments
     shutdown_timeout: float
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics this telemetry records into (their registry is what ``/metrics`` serves)."""
+        return self.instruments.metrics
 
     def shutdown(self) -> bool:
         """Flush spans and stop exporting; never blocks longer than ``shutdown_timeout``."""
@@ -44,21 +58,32 @@ def setup_telemetry(
     models: Iterable[str],
     env: Mapping[str, str] | None = None,
     extra_exporter: SpanExporter | None = None,
+    metrics: Metrics | None = None,
 ) -> Telemetry:
-    """Build the tracer provider and point every helper at it."""
-    tracing = build_tracer_provider(config, span_file, env=env, extra_exporter=extra_exporter)
-    install_retry_hooks()
-    configure(
+    """Build a tracer provider of its own and the instruments that record into it.
+
+    Nothing global changes but stamina's retry hooks (stamina's own setting): a second
+    call makes a second, independent telemetry. ``metrics`` defaults to the catalog on
+    prometheus-client's default registry.
+    """
+    metrics = metrics or default_metrics()
+    tracing = build_tracer_provider(
+        config, span_file, env=env, extra_exporter=extra_exporter, metrics=metrics
+    )
+    install_retry_hooks(metrics)
+    instruments = Instruments(
         tracing.provider.get_tracer("hephaestus", __version__),
+        metrics,
         capture_content=config.capture_content,
-        models=list(models),
+        models=frozenset(models),
         relay=tracing.relay if tracing.processors else None,
     )
     _LOG.debug("telemetry ready", extra={"exporters": tracing.exporters})
-    return Telemetry(tracing=tracing, shutdown_timeout=config.shutdown_timeout)
+    return Telemetry(tracing, instruments, shutdown_timeout=config.shutdown_timeout)
 
 
 def declare_series(
+    metrics: Metrics,
     *,
     outcome_reasons: Iterable[tuple[str, str]],
     stages: Iterable[str],
@@ -68,21 +93,21 @@ def declare_series(
 ) -> None:
     """Create the known label sets at zero so every series exists before its first event."""
     for outcome, reason in outcome_reasons:
-        catalog.CYCLES.labels(outcome=outcome, reason=reason)
-        catalog.CYCLE_DURATION.labels(outcome=outcome)
+        metrics.cycles.labels(outcome=outcome, reason=reason)
+        metrics.cycle_duration.labels(outcome=outcome)
     for stage in stages:
-        catalog.STAGE_DURATION.labels(stage=stage, outcome="ok")
+        metrics.stage_duration.labels(stage=stage, outcome="ok")
     for agent in agents:
-        catalog.AGENT_RESPONSE.labels(agent=agent)
+        metrics.agent_response.labels(agent=agent)
     for model in models:
         labels = {
             "gen_ai_operation_name": "chat",
             "gen_ai_provider_name": provider,
             "gen_ai_request_model": model,
         }
-        catalog.GENAI_DURATION.labels(**labels, error_type="")
+        metrics.genai_duration.labels(**labels, error_type="")
         for token_type in ("input", "output"):
-            catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type)
+            metrics.genai_tokens.labels(**labels, gen_ai_token_type=token_type)
     for result in ("passed", "failed", "no_tests", "timeout"):
-        catalog.VALIDATION_TESTS.labels(result=result)
-    catalog.EXPORT_FAILURES.labels(signal="traces")
+        metrics.validation_tests.labels(result=result)
+    metrics.export_failures.labels(signal="traces")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from factories import clean_env, make_target_repo
 
-HEAVY = {"opentelemetry", "prometheus_client", "httpx", "starlette", "uvicorn", "pytest", "stamina"}
+HEAVY = {"opentelemetry", "prometheus_client", "httpx", "starlette", "uvicorn", "pytest"}
 PROBE = """
 import json, sys
 from hephaestus.cli import main

@@ -21,8 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeHistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from hephaestus import telemetry
-from hephaestus.telemetry import catalog, encoding
+from hephaestus.telemetry import Metrics, MetricsRenderer, declare_series, encoding
 
 ACCEPT_HEADERS = [
     None,
@@ -68,20 +67,19 @@ def every_kind_of_metric() -> CollectorRegistry:
 
 
 def declared_catalog() -> CollectorRegistry:
-    """The catalog, populated, on a registry of its own (the default one also holds the
-    process and GC collectors, whose values change between two renders)."""
-    telemetry.declare_series(
+    """The catalog, populated, on a registry of its own."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    declare_series(
+        metrics,
         outcome_reasons=[("succeeded", "committed"), ("failed", "tests_failed")],
         stages=["scan", "validate"],
         agents=["brain"],
         provider="offline",
         models=["offline-heuristic"],
     )
-    catalog.CYCLE_DURATION.labels(outcome="succeeded").observe(2.5, exemplar=EXEMPLAR)
-    catalog.CYCLES.labels(outcome="succeeded", reason="committed").inc(exemplar=EXEMPLAR)
-    registry = CollectorRegistry()
-    for instrument in catalog.INSTRUMENTS.values():
-        registry.register(instrument)
+    metrics.cycle_duration.labels(outcome="succeeded").observe(2.5, exemplar=EXEMPLAR)
+    metrics.cycles.labels(outcome="succeeded", reason="committed").inc(exemplar=EXEMPLAR)
     return registry
 
 
@@ -124,9 +122,9 @@ def test_what_is_remembered_is_bounded_and_output_stays_exact(monkeypatch):
 
 
 def test_no_created_series_are_exposed():
-    declared_catalog()
+    render = MetricsRenderer(declared_catalog())
     for accept in (None, "application/openmetrics-text"):
-        body, _ = telemetry.render_metrics(accept)
+        body, _ = render(accept)
         assert b"hephaestus_cycles_total" in body
         assert b"_created" not in body
 

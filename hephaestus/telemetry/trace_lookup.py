@@ -27,7 +27,7 @@ class TraceNotFound(LookupError):
     """No trace matches the id; the message says where it looked."""
 
 
-def select_trace(spans: Iterable[dict[str, Any]], any_id: str) -> list[dict[str, Any]]:
+def _select_trace(spans: Iterable[dict[str, Any]], any_id: str) -> list[dict[str, Any]]:
     """The spans of the one trace whose trace or correlation id is (or starts with) ``any_id``."""
     wanted = any_id.strip().lower()
     spans = list(spans)
@@ -63,7 +63,7 @@ def local_trace(span_file: Path, any_id: str) -> list[dict[str, Any]]:
         )
     from hephaestus.telemetry.spanfile import read_span_file  # the SDK, only for this command
 
-    spans = select_trace(read_span_file(span_file), any_id)
+    spans = _select_trace(read_span_file(span_file), any_id)
     if not spans:
         raise TraceNotFound(f"no trace with correlation id or trace id {any_id!r} in {span_file}")
     return spans
@@ -104,13 +104,13 @@ def jaeger_trace(
         raise TraceNotFound(
             f"Jaeger at {base_url} answered HTTP {response.status_code}: {response.text[:200]}"
         )
-    spans = select_trace(otlp_json_spans(response.json()), any_id)
+    spans = _select_trace(_otlp_json_spans(response.json()), any_id)
     if not spans:
         raise TraceNotFound(f"Jaeger at {base_url} has no trace for {any_id!r}")
     return spans
 
 
-def otlp_json_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
+def _otlp_json_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten an OTLP/JSON document (Jaeger's ``{"result": {"resourceSpans": …}}``)."""
     root = document.get("result", document)
     records = []
