@@ -242,7 +242,7 @@ def run_cli(
 def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iterator[Any]:
     """A :class:`Service` on ``repo`` with only its HTTP server running, on a free port.
 
-    A test that needs a cycle runs one with ``service._one_cycle()``, as the loop would.
+    A test that needs a cycle runs one with :func:`one_service_cycle`, as the loop would.
     """
     from hephaestus.service.loop import Service
 
@@ -254,6 +254,21 @@ def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iter
     finally:
         service.http.stop()
         runner.close()
+
+
+def one_service_cycle(service: Any) -> None:
+    """One cycle of an :func:`http_service` through the service's own loop: the next queued
+    objective first, and the monitor told of the result."""
+    from hephaestus.service.cycles import run_cycles
+
+    run_cycles(
+        service.runner,
+        service.stop.event,
+        next_request=service._next_request,
+        on_cycle=service._finished,
+        wait=service._wait,
+        cycles=1,
+    )
 
 
 def service_url(service: Any) -> str:

@@ -29,6 +29,7 @@ from factories import (
     make_target_repo,
     model_like_reply,
     objective,
+    one_service_cycle,
     openai_config,
     service_url,
 )
@@ -88,7 +89,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
     exporter = InMemorySpanExporter()
     with http_service(repo, span_exporter=exporter) as service:
         started = time.time()
-        service._one_cycle()
+        one_service_cycle(service)
         with httpx.Client(base_url=service_url(service), timeout=10) as client:
             text = client.get("/metrics")
             openmetrics = client.get("/metrics", headers={"Accept": OPENMETRICS})

@@ -33,6 +33,7 @@ from factories import (
     make_agent,
     make_target_repo,
     model_like_reply,
+    one_service_cycle,
     openai_config,
     repo_snapshot,
     service_url,
@@ -674,7 +675,7 @@ def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample
         httpx.Client(base_url=service_url(service), timeout=10) as client,
     ):
         ready_before = client.get("/readyz").status_code
-        service._one_cycle()  # the brain's only model fails: its breaker opens
+        one_service_cycle(service)  # the brain's only model fails: its breaker opens
         ready = client.get("/readyz")
         health = client.get("/api/health").json()
 
