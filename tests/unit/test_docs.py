@@ -60,6 +60,8 @@ def test_no_file_points_at_a_design_document_outside_the_repository():
         path = ROOT / name
         if not name or path.suffix not in {".py", ".md", ".toml", ".yml", ".yaml", ".txt", ""}:
             continue
+        if path == Path(__file__):  # this test names what it looks for
+            continue
         if not path.is_file():
             continue
         try:
