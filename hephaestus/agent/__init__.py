@@ -14,7 +14,7 @@ from hephaestus._exports import lazy_exports
 
 if TYPE_CHECKING:
     from hephaestus.agent.brain import generate_next_objective
-    from hephaestus.agent.build import build_runner, memory_path, span_file_path
+    from hephaestus.agent.build import build_runner
     from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository, git
     from hephaestus.agent.memory import Memory, MemoryStoreError
     from hephaestus.agent.models import (
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         check_correlation_id,
     )
     from hephaestus.agent.orchestrator import CycleRunner
+    from hephaestus.agent.paths import memory_path, span_file_path
     from hephaestus.agent.recovery import AgentLocked
     from hephaestus.agent.workspace import WorkspaceError
 
@@ -64,8 +65,8 @@ __getattr__ = lazy_exports(
     {
         "generate_next_objective": "brain",
         "build_runner": "build",
-        "memory_path": "build",
-        "span_file_path": "build",
+        "memory_path": "paths",
+        "span_file_path": "paths",
         "GitError": "gitrepo",
         "GitRepo": "gitrepo",
         "NotAGitRepository": "gitrepo",

@@ -13,6 +13,7 @@ from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory, failure_streak
 from hephaestus.agent.models import Reason, Stage
 from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
+from hephaestus.agent.paths import memory_path, span_file_path
 from hephaestus.agent.recovery import AgentLock, recover
 from hephaestus.agent.sandbox import Sandbox, resolve_sandbox
 from hephaestus.config import Config
@@ -86,18 +87,6 @@ def configured_models(config: Config) -> tuple[str, ...]:
     if config.agent.provider != "openai":
         return (OFFLINE_MODEL,)
     return tuple(dict.fromkeys(m for names in config.llm.models.values() for m in names))
-
-
-def memory_path(config: Config, repo: GitRepo) -> Path:
-    """The memory database path: configured, or ``.hephaestus/memory.db`` in the repo."""
-    configured = config.agent.memory_path
-    return Path(configured) if configured else repo.agent_dir / "memory.db"
-
-
-def span_file_path(config: Config, repo: GitRepo) -> Path:
-    """The local span file: configured, or ``.hephaestus/traces.jsonl`` in the repo."""
-    configured = config.telemetry.traces_file
-    return Path(configured) if configured else repo.agent_dir / "traces.jsonl"
 
 
 def _open_repo(project: Path) -> GitRepo:

@@ -35,7 +35,7 @@ from hephaestus.agent.models import (
 from hephaestus.agent.oracle import TestOracle
 from hephaestus.agent.recovery import JOURNAL_NAME, AgentLock, CommitJournal
 from hephaestus.agent.sandbox import Sandbox
-from hephaestus.agent.workspace import Workspace
+from hephaestus.agent.workspace import AgentWorkspace
 from hephaestus.config import Config
 from hephaestus.llm.client import RoleModels, Usage, usage_scope
 from hephaestus.resilience.backoff import FailureStreak
@@ -133,6 +133,7 @@ class CycleRunner:
         self.lock = lock
         self.last_objective: Objective | None = None
         self.journal = CommitJournal(repo.agent_dir / JOURNAL_NAME)
+        self.workspace = AgentWorkspace(repo, self.workspaces_dir)
         self.stop_requested = threading.Event()
         self.guard = CycleGuard()
 
@@ -262,17 +263,12 @@ class CycleRunner:
                 Reason.TIMEOUT, f"the cycle deadline passed before the {stage.value} stage"
             )
 
-    def _open_workspace(self, cycle: _Cycle) -> Workspace:
-        workspace = Workspace.create(self.repo, self.workspaces_dir, cycle.result.correlation_id)
-        cycle.cleanup.callback(workspace.discard)
-        return workspace
-
     def _run_stages(self, cycle: _Cycle, objective_text: str | None) -> None:
         """The stages in order; what each returns is what the next one takes."""
         config, result = self.config, cycle.result
         with self._stage(cycle, Stage.SCAN):
             git_state = stages.require_idle(self.repo)
-            workspace = self._open_workspace(cycle)
+            workspace = self.workspace.open()  # reset to HEAD; close() removes it
             manifest = stages.scan_target(workspace, self.memory, config.agent)
         with self._stage(cycle, Stage.OBJECTIVE):
             objective = stages.choose_objective(
@@ -313,7 +309,8 @@ class CycleRunner:
             self.oracle.committed(result.commit_sha)
 
     def close(self) -> None:
-        """Release connections and the memory database; flush telemetry within its deadline."""
+        """Remove the worktree, close connections and memory; flush telemetry in time."""
+        self.workspace.close()
         self.models.close()
         self.memory.close()
         if self.lock is not None:

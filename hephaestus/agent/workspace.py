@@ -1,8 +1,11 @@
-"""Isolated workspaces: a detached git worktree of HEAD per cycle, never the target tree.
+"""Isolated workspaces: a detached git worktree of HEAD, never the target tree.
 
 Patches are applied and validated in the worktree; a validated change is committed there
-and only then fast-forwarded into the target. Any other outcome deletes the worktree, so
-the target repository stays byte-identical.
+and only then fast-forwarded into the target, so any other outcome leaves the target
+byte-identical. An agent keeps one worktree (:class:`AgentWorkspace`) and resets it to
+HEAD at the start of each cycle, which costs far less than adding and removing one a
+cycle on a large repository; it is removed when the agent closes, and a worktree left by
+a killed process is removed by recovery.
 """
 
 from __future__ import annotations
@@ -53,6 +56,42 @@ class Workspace:
         """Remove the worktree and its administrative files; safe to call twice."""
         _remove_worktree(self.repo, self.root)
         git(["worktree", "prune"], self.repo.root, check=False)
+
+
+@dataclass
+class AgentWorkspace:
+    """The one worktree an agent reuses: reset to HEAD when a cycle opens it."""
+
+    repo: GitRepo
+    parent: Path
+    name: str = "agent"
+    _current: Workspace | None = None
+
+    def open(self) -> Workspace:
+        """The worktree, detached at the target's HEAD with nothing else in it."""
+        base = self.repo.require_head()
+        ensure_writable_dir(self.parent)
+        if self._current is not None:
+            try:
+                return self._reset(self._current.root, base)
+            except (GitError, OSError):  # damaged (or removed) under us: start over
+                self.close()
+        self._current = Workspace.create(self.repo, self.parent, self.name)
+        return self._current
+
+    def _reset(self, root: Path, base: str) -> Workspace:
+        # -f discards what the last cycle changed; clean -ffdx removes untracked and
+        # ignored files (caches, build output) so no cycle sees another's leftovers
+        git(["checkout", "--detach", "--quiet", "--force", base], root)
+        git(["clean", "-ffdxq", "--exclude=.hephaestus"], root)
+        self._current = Workspace(repo=self.repo, root=root, base=base)
+        return self._current
+
+    def close(self) -> None:
+        """Remove the worktree; safe to call twice."""
+        if self._current is not None:
+            self._current.discard()
+            self._current = None
 
 
 def _remove_worktree(repo: GitRepo, root: Path) -> None:

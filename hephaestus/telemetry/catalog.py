@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import stamina.instrumentation
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.registry import CollectorRegistry
 
 from hephaestus import __version__
+
+# ``*_created`` series would double the exposition; no rule or dashboard reads them
+disable_created_metrics()
 
 Kind = Literal["counter", "gauge", "histogram"]
 

@@ -16,6 +16,8 @@ from typing import Generic, TypeVar
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from hephaestus.telemetry.encoding import fast_encoder
+
 T = TypeVar("T")
 
 
@@ -64,7 +66,8 @@ class MetricsRenderer:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
-        self._encoders: dict[str, Callable[..., bytes]] = {}  # content type -> encoder
+        # content type -> encoder: a handful of formats, each encoder remembering its series
+        self._encoders: dict[str, Callable[..., bytes]] = {}
         self._renders: Coalescer[tuple[bytes, str]] = Coalescer(self._render)
 
     def _render(self, content_type: str) -> tuple[bytes, str]:
@@ -73,5 +76,6 @@ class MetricsRenderer:
     def __call__(self, accept: str | None) -> tuple[bytes, str]:
         """The registry in the format ``accept`` prefers (OpenMetrics carries exemplars)."""
         encoder, content_type = choose_encoder(accept or "")
-        self._encoders[content_type] = encoder
+        if content_type not in self._encoders:
+            self._encoders[content_type] = fast_encoder(encoder) or encoder
         return self._renders(content_type)

@@ -25,8 +25,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.context import cycle_context, stage_context
-from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, read_span_file
-from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV
+from hephaestus.telemetry.spanfile import read_span_file
 
 OTHER_MODEL = "other"
 Relay = Callable[[Iterable[dict[str, Any]]], int]

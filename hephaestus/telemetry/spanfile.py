@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 MAX_BYTES = 50 * 1024 * 1024
-SPAN_FILE_ENV = "HEPHAESTUS_SPAN_FILE"  # where a tool subprocess records its spans
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:

@@ -12,12 +12,12 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE
 
-from hephaestus.telemetry.spanfile import read_span_file
-from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
+if TYPE_CHECKING:
+    import httpx
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 MIN_PREFIX = 6
@@ -61,6 +61,8 @@ def local_trace(span_file: Path, any_id: str) -> list[dict[str, Any]]:
             f"no local span file at {span_file}; run a cycle first, or pass "
             "--jaeger-url when traces go to Jaeger"
         )
+    from hephaestus.telemetry.spanfile import read_span_file  # the SDK, only for this command
+
     spans = _select_trace(read_span_file(span_file), any_id)
     if not spans:
         raise TraceNotFound(f"no trace with correlation id or trace id {any_id!r} in {span_file}")
@@ -77,6 +79,8 @@ def jaeger_trace(
     transport: httpx.BaseTransport | None = None,
 ) -> list[dict[str, Any]]:
     """The trace from Jaeger's API v3: by trace id directly, by correlation id via a search."""
+    import httpx  # only this command talks HTTP; the others start without it
+
     wanted = any_id.strip().lower()
     with httpx.Client(
         base_url=base_url.rstrip("/"), timeout=timeout, transport=transport

@@ -12,6 +12,7 @@ import os
 import pytest
 from factories import git, make_target_repo
 
+from hephaestus.agent import manifest
 from hephaestus.agent.manifest import FileEntry, Manifest, is_test_file, scan
 
 FILES = {
@@ -144,3 +145,62 @@ def test_the_prompt_carries_the_listing_and_whether_it_was_cut():
         "truncated": True,
     }
     assert "sources" not in manifest.to_prompt()  # sources travel beside it, budgeted
+
+
+# -- cost: a scan reads only what changed -----------------------------------------------------
+@pytest.fixture
+def reads(monkeypatch):
+    """The paths a scan reads from disk (the manifest's one reader, counted)."""
+    seen: list[str] = []
+    learn = manifest._learn
+
+    def counting(full, **kwargs):
+        seen.append(full.name)
+        return learn(full, **kwargs)
+
+    monkeypatch.setattr(manifest, "_learn", counting)
+    monkeypatch.setattr(manifest, "_BLOBS", manifest._BlobCache())
+    return seen
+
+
+def test_a_second_scan_reads_no_file_and_sees_the_same(repo, reads):
+    first = scan_all(repo)
+    read_first = len(reads)
+    second = scan_all(repo)
+
+    assert read_first == len(FILES)
+    assert len(reads) == read_first  # every blob was known
+    assert second == first
+
+
+def test_a_scan_after_a_commit_reads_only_the_changed_file(repo, reads, tmp_path):
+    scan_all(repo)
+    (repo / "pkg" / "beta.py").write_text("B = 3\n")
+    git(repo, "commit", "-qam", "change beta")
+    reads.clear()
+
+    after = scan_all(repo)
+
+    assert reads == ["beta.py"]
+    (beta,) = [f for f in after.files if f.path == "pkg/beta.py"]
+    assert (beta.size, beta.lines) == (6, 1)
+    assert after.sources["pkg/beta.py"] == "B = 3\n"
+
+
+def test_the_same_content_under_a_test_path_is_still_marked_a_test(tmp_path, reads):
+    body = "def test_x():\n    pass\n"
+    root = make_target_repo(tmp_path / "t", {"pkg/helper.py": body, "tests/test_x.py": body})
+
+    listed = {f.path: f for f in scan_all(root).files}
+
+    assert listed["tests/test_x.py"].is_test and not listed["pkg/helper.py"].is_test
+    assert listed["tests/test_x.py"].symbols == listed["pkg/helper.py"].symbols == ("test_x",)
+    assert len(reads) == 1  # one blob, read once
+
+
+def test_the_remembered_blobs_are_bounded(repo):
+    cache = manifest._BlobCache(max_entries=2)
+    for path in FILES:
+        blob = git(repo, "rev-parse", f"HEAD:{path}").strip()
+        cache.facts(repo, path, blob, 1000)
+    assert len(cache._facts) == 2

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from factories import (
+    git,
     make_agent,
     make_config,
     make_target_repo,
@@ -402,3 +403,31 @@ def test_the_brain_moves_on_from_its_own_objective_but_not_from_the_operators(ta
     assert after_operator is None
     assert runner.last_objective == result.objective
     assert result.objective is not None and result.objective.source == "brain"
+
+
+def test_cycles_reuse_one_worktree_and_close_removes_it(target):
+    runner = make_agent(make_config(), target)
+    seen: list[list[str]] = []
+
+    def list_worktrees(_result: CycleResult, stage: Stage) -> None:
+        if stage is Stage.APPLY:
+            seen.append(worktrees(target))
+
+    runner.on_stage = list_worktrees
+    try:
+        for _ in range(3):
+            runner.run_cycle()
+        between = worktrees(target)
+    finally:
+        runner.close()
+
+    assert len(seen) >= 2, "the cycles did not reach apply"
+    assert all(listed == seen[0] and len(listed) == 2 for listed in seen)
+    assert between == seen[0]  # kept between cycles, reset when the next one opens it
+    assert worktrees(target) == [str(target)]
+    assert not any(runner.workspaces_dir.iterdir())
+
+
+def worktrees(repo: Path) -> list[str]:
+    listed = git(repo, "worktree", "list", "--porcelain").splitlines()
+    return [line.split(" ", 1)[1] for line in listed if line.startswith("worktree ")]
