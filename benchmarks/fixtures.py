@@ -22,6 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+HEPHAESTUS = [sys.executable, "-m", "hephaestus"]
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "inventory"
 GIT_ENV = {
@@ -47,14 +50,15 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_repo(dest: Path, copies: int = 1, extra: Mapping[str, str] | None = None) -> Path:
-    """The sample project as a fresh git repo, its package copied ``copies`` times in all.
+    """The sample project as a fresh git repo, ``copies`` times over.
 
-    The copies (``inventory_copyN/``) make a repository N times the sample's size without
-    more tests to run; ``extra`` adds files (path -> text).
+    The copies (``copies/copyN/``, tests included) make a repository N times the sample's
+    size; the sample's ``testpaths`` keeps its suite the same. ``extra`` adds files.
     """
-    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache")
+    shutil.copytree(SAMPLE, dest, ignore=ignore)
     for number in range(1, copies):
-        shutil.copytree(dest / "inventory", dest / f"inventory_copy{number}")
+        shutil.copytree(SAMPLE, dest / "copies" / f"copy{number}", ignore=ignore)
     for path, text in (extra or {}).items():
         (dest / path).write_text(text)
     git(dest, "init", "-q", "-b", "main")
@@ -88,7 +92,7 @@ def hephaestus(*args: str, env: Mapping[str, str], timeout: float = 600) -> Run:
     """Run the ``hephaestus`` CLI in a new interpreter and time it from spawn to exit."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "hephaestus", *args],
+        [*HEPHAESTUS, *args],
         env=dict(env),
         capture_output=True,
         text=True,
@@ -103,7 +107,9 @@ def hephaestus(*args: str, env: Mapping[str, str], timeout: float = 600) -> Run:
 
 def history(repo: Path) -> list[dict[str, Any]]:
     """The cycles the agent recorded in ``repo``, oldest first (``hephaestus history --json``)."""
-    run = hephaestus("history", "--project", str(repo), "--json", "--limit", "100000", env=agent_env())
+    run = hephaestus(
+        "history", "--project", str(repo), "--json", "--limit", "100000", env=agent_env()
+    )
     rows = [json.loads(line) for line in run.output.splitlines() if line.startswith("{")]
     return sorted(rows, key=lambda row: row["cycle_number"])
 
@@ -130,7 +136,7 @@ class _Sink(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -179,3 +185,52 @@ def machine() -> str:
                 break
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{os.cpu_count()} CPUs ({model}), load average {load}"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running ``hephaestus serve``: its process and base URL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def cycles_run(self) -> int | None:
+        """Cycles the service has run, from ``/api/health`` (``None`` when it does not answer)."""
+        try:
+            return int(httpx.get(f"{self.url}/api/health", timeout=10).json()["cycles_run"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return None
+
+    def wait_for_cycles(self, cycles: int, timeout: float = 300) -> int:
+        """Wait until the service has run ``cycles`` cycles; how many it has run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            done = self.cycles_run()
+            if done is not None and done >= cycles:
+                return done
+            time.sleep(0.2)
+        raise RuntimeError(f"hephaestus serve ran no cycle (exit code {self.process.poll()})")
+
+
+@contextlib.contextmanager
+def serve(
+    repo: Path, interval: float, settings: Mapping[str, str] | None = None
+) -> Iterator[Service]:
+    """``hephaestus serve`` on ``repo`` in a process of its own; SIGTERM when done."""
+    port = free_port()
+    options = ["--project", str(repo), "--port", str(port), "--interval", str(interval)]
+    process = subprocess.Popen(
+        [*HEPHAESTUS, "serve", *options],
+        env=agent_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield Service(process, f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -66,7 +66,9 @@ class Sample:
         return self.wall - sum(self.cycles)
 
 
-def runner(template: Path, workdir: Path, settings: Mapping[str, str], cycles: int) -> Callable[[], Sample]:
+def runner(
+    template: Path, workdir: Path, settings: Mapping[str, str], cycles: int
+) -> Callable[[], Sample]:
     """A function that runs ``cycles`` cycles on a fresh copy of ``template``."""
     numbers = itertools.count()
 
@@ -147,8 +149,8 @@ def _exit_goals(report: Report, exits: dict[str, list[Sample]]) -> None:
     healthy = exits["on"]
     for name, runs in exits.items():
         report.row(
-            f"{name:<7} run --cycles 1: wall median {statistics.median(s.wall for s in runs):.2f} s,"
-            f" outside the cycle {statistics.median(s.outside for s in runs):.2f} s"
+            f"{name:<7} run --cycles 1: wall median {statistics.median(s.wall for s in runs):.2f}"
+            f" s, outside the cycle {statistics.median(s.outside for s in runs):.2f} s"
         )
     for broken in ("dead", "silent"):
         report.goal(

@@ -1,0 +1,122 @@
+"""Scenario 4: ``/metrics`` rendering, Prometheus text and OpenMetrics, in-process and over HTTP.
+
+In-process: this process declares every series the agent declares at start (every
+outcome and reason, stage, agent, model and breaker), then observes each histogram and
+counter child once with an exemplar, as a long-running service would have them, and
+times the service's own render function. Over HTTP: ``hephaestus serve`` on the sample,
+idle after its first cycle, scraped from here with keep-alive. The two formats alternate.
+
+    python -m benchmarks.metrics_render   # BENCH_SCRAPES
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from prometheus_client import Counter, Histogram
+
+from benchmarks.fixtures import make_repo, serve
+from benchmarks.harness import Report, count, interleave, quantile, run
+from hephaestus import telemetry
+from hephaestus.agent.models import Reason, Stage
+from hephaestus.agent.orchestrator import AGENT_OF_STAGE
+from hephaestus.config import ROLES
+from hephaestus.telemetry import catalog
+
+SCRAPES = count("BENCH_SCRAPES", 200, 5)
+FORMATS = {"text": "text/plain", "openmetrics": "application/openmetrics-text; version=1.0.0"}
+EXEMPLAR = {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}
+
+
+def populate() -> None:
+    """Every series the agent declares, each histogram and counter observed once."""
+    telemetry.declare_series(
+        outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
+        stages=[s.value for s in Stage],
+        agents=list(AGENT_OF_STAGE.values()),
+        provider="openai",
+        models=["model-a", "model-b"],
+    )
+    for role in ROLES:
+        telemetry.declare_breaker(f"{role}:model-a")
+    for metric in catalog.INSTRUMENTS.values():
+        if not isinstance(metric, (Counter, Histogram)):
+            continue
+        for family in metric.collect():
+            for labels in {_labels(sample.labels) for sample in family.samples}:
+                child = metric.labels(**dict(labels)) if labels else metric
+                if isinstance(metric, Histogram):
+                    child.observe(0.3, exemplar=EXEMPLAR)
+                else:
+                    child.inc(exemplar=EXEMPLAR)
+
+
+def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+
+
+def in_process(accept: str) -> Callable[[], float]:
+    """Time one render of the service's ``/metrics`` body in this format (seconds)."""
+
+    def render() -> float:
+        started = time.perf_counter()
+        telemetry.render_metrics(accept)
+        return time.perf_counter() - started
+
+    return render
+
+
+def over_http(client: httpx.Client, url: str, accept: str) -> Callable[[], float]:
+    """Time one scrape in this format (seconds)."""
+
+    def scrape() -> float:
+        started = time.perf_counter()
+        client.get(url, headers={"Accept": accept}).raise_for_status()
+        return time.perf_counter() - started
+
+    return scrape
+
+
+def samples_in(body: bytes) -> int:
+    """How many samples an exposition holds (lines that are not comments)."""
+    return sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+
+
+def measure(report: Report) -> None:
+    """Render in-process, then scrape a served agent; the goal is on each p50."""
+    populate()
+    for name, accept in FORMATS.items():
+        body, _ = telemetry.render_metrics(accept)
+        report.row(f"in-process {name}: {samples_in(body)} samples, {len(body)} bytes")
+    timed = interleave({n: in_process(a) for n, a in FORMATS.items()}, SCRAPES, warmup=3)
+    _goals(report, "in-process", timed)
+    with (
+        tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp,
+        serve(make_repo(Path(tmp) / "repo"), interval=100_000) as service,
+        httpx.Client(timeout=30) as client,
+    ):
+        service.wait_for_cycles(1)
+        url = f"{service.url}/metrics"
+        for name, accept in FORMATS.items():
+            body = client.get(url, headers={"Accept": accept}).content
+            report.row(f"over HTTP {name}: {samples_in(body)} samples, {len(body)} bytes")
+        scrapes = {n: over_http(client, url, a) for n, a in FORMATS.items()}
+        timed = interleave(scrapes, SCRAPES, warmup=3)
+    _goals(report, "over HTTP", timed)
+
+
+def _goals(report: Report, where: str, timed: dict[str, list[float]]) -> None:
+    for name, values in timed.items():
+        report.row(
+            f"{where} {name}: p50 {quantile(values, 0.5) * 1000:.2f} ms, "
+            f"p99 {quantile(values, 0.99) * 1000:.2f} ms over {len(values)} renders"
+        )
+        report.goal(f"/metrics {name} p50, {where}", 5.0, "ms", [v * 1000 for v in values])
+
+
+if __name__ == "__main__":
+    run("4 /metrics rendering", measure)
