@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -81,15 +82,17 @@ def agent_env(settings: Mapping[str, str] | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Run:
-    """One ``hephaestus`` process: its exit code, wall time and output."""
+    """One ``hephaestus`` process: exit code, wall time, CPU time (its children's too), output."""
 
     code: int
     wall: float
+    cpu: float
     output: str
 
 
 def hephaestus(*args: str, env: Mapping[str, str], timeout: float = 600) -> Run:
     """Run the ``hephaestus`` CLI in a new interpreter and time it from spawn to exit."""
+    before = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [*HEPHAESTUS, *args],
@@ -102,7 +105,13 @@ def hephaestus(*args: str, env: Mapping[str, str], timeout: float = 600) -> Run:
     wall = time.perf_counter() - started
     if done.returncode not in (0, 130):
         raise RuntimeError(f"hephaestus {' '.join(args)} exited {done.returncode}: {done.stderr}")
-    return Run(done.returncode, wall, done.stdout + done.stderr)
+    return Run(done.returncode, wall, _children_cpu() - before, done.stdout + done.stderr)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and their reaped children)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def history(repo: Path) -> list[dict[str, Any]]:

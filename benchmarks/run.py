@@ -51,10 +51,9 @@ def main(names: list[str]) -> int:
         for name in names or SCENARIOS:
             code, goals = run_scenario(name, Path(tmp) / f"{name}.json")
             lines += [str(goal["line"]) for goal in goals]
-            if code != 0 and all(goal["met"] for goal in goals):
-                failed.append(name)  # crashed rather than missed a goal
-            elif code != 0:
-                failed.append(f"{name} (goal missed)")
+            if code != 0:
+                missed = not all(goal["met"] for goal in goals)
+                failed.append(f"{name} ({'goal missed' if missed else f'crashed, exit {code}'})")
     print(f"\n== summary ({time.monotonic() - started:.0f} s; machine now: {machine()})")
     print("\n".join(lines))
     print("all goals met" if not failed else f"NOT MET: {', '.join(failed)}")
