@@ -7,58 +7,32 @@ cycle; a failed export increments ``hephaestus_telemetry_export_failures_total``
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
-import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
-    SpanExportResult,
 )
 
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
-from hephaestus.telemetry.catalog import EXPORT_FAILURES
 from hephaestus.telemetry.context import correlation_id_var
+from hephaestus.telemetry.flushing import CountingExporter, Remote, shutdown_processors
 from hephaestus.telemetry.spanfile import SpanFileExporter, readable_span
 
 CORRELATION_ATTRIBUTE = "hephaestus.correlation_id"
+EXIT_DEADLINE = 2.0  # seconds an un-closed handle may spend flushing at interpreter exit
 INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-class CountingExporter(SpanExporter):
-    """Wraps an exporter: failures (results or exceptions) are counted, never raised."""
-
-    def __init__(self, inner: SpanExporter, signal: str = "traces") -> None:
-        self.inner = inner
-        self._failures = EXPORT_FAILURES.labels(signal=signal)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export through the wrapped exporter and count a failure."""
-        try:
-            result = self.inner.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            self._failures.inc()
-        return result
-
-    def shutdown(self) -> None:
-        """Shut the wrapped exporter down."""
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Flush the wrapped exporter."""
-        return self.inner.force_flush(timeout_millis)
 
 
 class CorrelationProcessor(SpanProcessor):
@@ -118,6 +92,12 @@ class TracingHandle:
     span_file: Path | None = None
     processors: list[SpanProcessor] = field(default_factory=list)
     local_processor: SpanProcessor | None = None
+    remotes: list[Remote] = field(default_factory=list)
+    _closed: bool = False
+
+    def __post_init__(self) -> None:
+        # the provider's own exit hook would wait on a dead collector; this one is bounded
+        atexit.register(self.shutdown, EXIT_DEADLINE)
 
     def flush_local(self, timeout: float) -> bool:
         """Write the spans still queued for the local span file, waiting at most ``timeout``."""
@@ -144,20 +124,20 @@ class TracingHandle:
         return count
 
     def shutdown(self, deadline: float = 5.0) -> bool:
-        """Flush and shut down within ``deadline`` seconds; ``True`` if it finished in time."""
-        worker = threading.Thread(
-            target=self._flush_and_shutdown,
-            args=(deadline,),
-            name="hephaestus-telemetry-shutdown",
-            daemon=True,
-        )
-        worker.start()
-        worker.join(deadline)
-        return not worker.is_alive()
+        """Flush and shut down within ``deadline`` seconds; ``True`` if nothing was lost.
 
-    def _flush_and_shutdown(self, deadline: float) -> None:
-        self.provider.force_flush(int(deadline * 1000))
-        self.provider.shutdown()
+        A collector whose last export failed, or whose first export is still unanswered,
+        gets no more time: see :func:`~hephaestus.telemetry.flushing.shutdown_processors`.
+        """
+        if self._closed:
+            return True
+        self._closed = True
+        atexit.unregister(self.shutdown)
+        remote = {id(r.processor) for r in self.remotes}
+        others = [
+            p for p in self.processors if p is not self.local_processor and id(p) not in remote
+        ]
+        return shutdown_processors(self.local_processor, self.remotes, others, deadline)
 
 
 def build_tracer_provider(
@@ -179,17 +159,22 @@ def build_tracer_provider(
             "deployment.environment.name": config.environment,
         }
     )
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(CorrelationProcessor())
     handle = TracingHandle(provider=provider)
     target = otlp_target(config, env) if config.enabled else None
     if target is not None:
         endpoint, protocol = target
-        exporter = _otlp_exporter(endpoint, protocol, config.export_timeout)
-        _add(handle, _batch(exporter, config))
+        exporter = CountingExporter(
+            _otlp_exporter(endpoint, protocol, config.export_timeout),
+            attempt_timeout=config.export_timeout,
+        )
+        processor = _batch(exporter, config)
+        _add(handle, processor)
+        handle.remotes.append(Remote(processor, exporter))
         handle.exporters.append(f"otlp/{protocol}")
     if config.enabled and span_file is not None and config.local_traces:
-        handle.local_processor = _batch(SpanFileExporter(span_file), config)
+        handle.local_processor = _batch(CountingExporter(SpanFileExporter(span_file)), config)
         _add(handle, handle.local_processor)
         handle.exporters.append("file")
         handle.span_file = span_file
@@ -204,9 +189,9 @@ def _add(handle: TracingHandle, processor: SpanProcessor) -> None:
     handle.processors.append(processor)
 
 
-def _batch(exporter: SpanExporter, config: TelemetryConfig) -> BatchSpanProcessor:
+def _batch(exporter: CountingExporter, config: TelemetryConfig) -> BatchSpanProcessor:
     return BatchSpanProcessor(
-        CountingExporter(exporter),
+        exporter,
         max_queue_size=config.max_queue_size,
         schedule_delay_millis=config.schedule_delay * 1000,
         export_timeout_millis=config.export_timeout * 1000,

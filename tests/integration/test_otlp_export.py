@@ -220,6 +220,33 @@ def held(receiver: OTLPReceiver) -> list[Any]:
     return [r for r in receiver.requests if r.status is None and not r.abandoned.is_set()]
 
 
+@pytest.mark.parametrize("collector", ["dead", "blackhole", "unavailable"])
+def test_shutdown_does_not_wait_again_on_a_collector_that_failed(sample_repo, collector):
+    # before: close() waited out the whole shutdown_timeout on a collector that had already
+    # failed (or never answered); now it gives such a collector no more time
+    shutdown_timeout = 5.0
+    with OTLPReceiver(mode="unavailable" if collector == "unavailable" else "blackhole") as peer:
+        endpoint = closed_port_url() if collector == "dead" else peer.endpoint
+        before = export_failures()
+        results, closing = run_cycles(
+            sample_repo,
+            1,
+            env={},
+            otlp_endpoint=endpoint,
+            export_timeout=60.0,  # the exporter would retry for this long
+            shutdown_timeout=shutdown_timeout,
+            schedule_delay=0.05,
+        )
+
+    assert_succeeded(results)
+    assert closing < shutdown_timeout / 2, closing
+    if collector != "blackhole":  # a blackholed export is still waiting on its answer
+        assert eventually(lambda: export_failures() > before, timeout=30)
+    # the local span file is flushed whatever the collector does
+    span_file = sample_repo / ".hephaestus" / "traces.jsonl"
+    assert ROOT in span_file.read_text(encoding="utf-8")
+
+
 def test_a_collector_answering_503_is_counted_and_cycles_go_on(sample_repo):
     before = export_failures()
     with OTLPReceiver(mode="unavailable") as unavailable:
