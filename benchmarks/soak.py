@@ -94,7 +94,10 @@ def _goals(report: Report, probes: list[Probe]) -> None:
             f"{name:<8} first {values[0]:8.1f}  last {values[-1]:8.1f}  "
             f"min {min(values):8.1f}  max {max(values):8.1f}  slope {per_minute:+.3f}/min"
         )
-    report.goal("soak: RSS slope", 1.0, "MiB/min", [slope([(p.minute, p.rss_mib) for p in probes])])
+    by_minute = {int(p.minute): p.rss_mib for p in probes}  # the last probe of each minute
+    report.row("RSS MiB at each minute's end: " + ", ".join(f"{v:.1f}" for v in by_minute.values()))
+    rss_slope = slope([(p.minute, p.rss_mib) for p in probes])
+    report.goal("soak: RSS slope", 1.0, "MiB/min", [rss_slope])
     for name in ("fds", "threads"):
         growth = min(getattr(p, name) for p in tail) - min(getattr(p, name) for p in head)
         report.goal(f"soak: fewest {name}, last quarter over first", 0, "", [growth])
