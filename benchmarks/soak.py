@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.fixtures import make_repo, otlp_receiver, serve
+from benchmarks.fixtures import history, make_repo, otlp_receiver, serve
 from benchmarks.harness import Report, knob, run, slope
 
 SECONDS = knob("SOAK_SECONDS", 120, 6)
@@ -78,9 +79,11 @@ def measure(report: Report) -> None:
                 probes.append(probe(service.process.pid, started))
                 time.sleep(EVERY)
             cycles = (service.cycles_run() or 0) - first
+        outcomes = Counter(f"{row['outcome']}/{row['reason']}" for row in history(repo))
     report.row(
         f"{SECONDS:.0f} s after a {WARMUP:.0f} s warm-up: {cycles} cycles, {len(probes)} probes"
     )
+    report.row(f"every cycle's outcome/reason: {dict(outcomes.most_common())}")
     _goals(report, probes)
 
 

@@ -42,7 +42,7 @@ from benchmarks.harness import QUICK, Report, count, interleave, run
 
 ROUNDS = count("BENCH_ROUNDS", 3, 1)
 CYCLES = count("BENCH_CYCLES", 4, 1)
-EXIT_ROUNDS = count("BENCH_EXIT_ROUNDS", 2, 1)
+EXIT_ROUNDS = count("BENCH_EXIT_ROUNDS", 3, 1)
 OFF = {"HEPHAESTUS_TELEMETRY_ENABLED": "false", "OTEL_SDK_DISABLED": "true"}
 
 
