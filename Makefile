@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CYCLES ?= 12
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-deps generate lint format bench bench-http soak e2e-local clean
+.PHONY: run test install system-deps typecheck generate lint format bench bench-http soak e2e-local clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,11 +52,16 @@ generate: install
 
 CRITICAL := hephaestus/resilience/*,hephaestus/agent/patches.py
 
-## test: install everything the tests need, then pytest with the coverage gates
-##       (>= 80 % overall, >= 95 % for the critical modules)
-test: install system-deps
+## test: install everything the tests need, type-check and lint, then pytest with the
+##       coverage gates (>= 80 % overall, >= 95 % for the critical modules)
+test: install system-deps typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
 	$(BIN)/python -m coverage report --include='$(CRITICAL)' --fail-under=95
+
+## typecheck: mypy on the package and ruff's lint rules on everything; any error fails
+typecheck: install
+	$(BIN)/mypy hephaestus
+	$(BIN)/ruff check
 
 lint:
 	$(BIN)/ruff check hephaestus tests benchmarks

@@ -8,39 +8,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-
-from hephaestus.agent.build import build_runner, memory_path, span_file_path
-from hephaestus.agent.gitrepo import GitError, GitRepo, NotAGitRepository
-from hephaestus.agent.memory import Memory, MemoryStoreError
-from hephaestus.agent.models import CycleAborted, CycleResult, Outcome, check_correlation_id
-from hephaestus.agent.recovery import AgentLocked
-from hephaestus.agent.workspace import WorkspaceError
 from hephaestus.cli_args import build_parser
 from hephaestus.config import Config, ConfigError, describe, load_config
-from hephaestus.display import (
-    CycleProgress,
-    config_toml,
-    history_table,
-    report_view,
-    status_view,
-    summary_table,
-    trace_tree,
-)
-from hephaestus.performance import (
-    PrometheusError,
-    memory_analyzer,
-    prometheus_analyzer,
-)
-from hephaestus.performance.report import to_markdown
-from hephaestus.resilience.backoff import FailureBackoff
-from hephaestus.sample import create_demo_repo
-from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable, fetch_status
-from hephaestus.service.server import ListenError
-from hephaestus.service.shutdown import GracefulShutdown
-from hephaestus.telemetry.logs import configure_logging
-from hephaestus.telemetry.traces import TraceNotFound, jaeger_trace, local_trace
+
+if TYPE_CHECKING:  # the commands import what they use: `--help` starts without them
+    from rich.console import Console
+
+    from hephaestus.agent.models import CycleResult
 
 EXIT_USAGE = 2
 EXIT_RUNTIME = 1
@@ -51,7 +27,16 @@ class UsageError(Exception):
     """Arguments that cannot work together; exit code 2."""
 
 
+def _console() -> Console:
+    """Rich's console; piped output keeps whole ids instead of cutting lines at 80 columns."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+
+
 def _load(args: argparse.Namespace) -> Config:
+    from hephaestus.telemetry.logs import configure_logging
+
     config = load_config(args.config)
     provider = getattr(args, "provider", None)
     if provider:
@@ -81,29 +66,35 @@ def _run_cycles(
     correlation_id: str | None,
     console: Console,
 ) -> int:
+    from hephaestus.agent.build import build_runner
+    from hephaestus.display import CycleProgress, summary_table
+    from hephaestus.service.cycles import CycleRequest, run_cycles
+    from hephaestus.service.shutdown import GracefulShutdown
+
     results: list[CycleResult] = []
     with CycleProgress(console, cycles) as progress:
         runner = build_runner(config, project, on_stage=progress.on_stage)
         shutdown = GracefulShutdown(runner, config.resilience.shutdown_grace)
         shutdown.install()
-        backoff = FailureBackoff(
-            config.resilience.failure_backoff, config.resilience.failure_backoff_max
-        )
+
+        def finished(result: CycleResult) -> None:
+            results.append(result)
+            progress.cycle_done(result)
+
+        def back_off(pause: float) -> None:
+            if pause:
+                progress.backing_off(pause)
+                shutdown.event.wait(pause)
+
         try:
-            for index in range(cycles):
-                if shutdown.event.is_set():
-                    break
-                result = runner.run_cycle(
-                    objective=objective if index == 0 else None, correlation_id=correlation_id
-                )
-                results.append(result)
-                progress.cycle_done(result)
-                pause = backoff.after(result.outcome is Outcome.FAILED)
-                if pause and index < cycles - 1:
-                    progress.backing_off(pause)
-                    shutdown.event.wait(pause)
-        except CycleAborted:
-            pass  # the runner recorded the cycle as aborted
+            run_cycles(
+                runner,
+                shutdown.event,
+                next_request=lambda n: CycleRequest(objective if n == 0 else None, correlation_id),
+                on_cycle=finished,
+                wait=back_off,
+                cycles=cycles,
+            )
         finally:
             shutdown.uninstall()
             runner.close()
@@ -120,8 +111,10 @@ def _run_cycles(
     return 0
 
 
-def cmd_run(args: argparse.Namespace, console: Console) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     """``hephaestus run``."""
+    from hephaestus.agent.models import check_correlation_id
+
     if args.correlation_id is not None and args.cycles != 1:
         raise UsageError("--correlation-id names one cycle; use it with --cycles 1")
     if args.correlation_id is not None:
@@ -131,12 +124,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--correlation-id: {exc}") from None
     config = _load(args)
     return _run_cycles(
-        config, args.project, args.cycles, args.objective, args.correlation_id, console
+        config, args.project, args.cycles, args.objective, args.correlation_id, _console()
     )
 
 
-def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     """``hephaestus demo``."""
+    from hephaestus.sample import create_demo_repo
+
+    console = _console()
     config = _load(args)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hephaestus-demo-"))
     repo = create_demo_repo(workdir)
@@ -146,10 +142,11 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     return code
 
 
-def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     """``hephaestus serve``."""
     from hephaestus.service.loop import serve_forever
 
+    console = _console()
     overrides = {
         key: value
         for key, value in (
@@ -183,8 +180,13 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     )
 
 
-def cmd_history(args: argparse.Namespace, console: Console) -> int:
+def cmd_history(args: argparse.Namespace) -> int:
     """``hephaestus history``."""
+    from hephaestus.agent.gitrepo import GitRepo
+    from hephaestus.agent.memory import Memory
+    from hephaestus.agent.paths import memory_path
+
+    console = _console()
     config = load_config(args.config)
     repo = GitRepo.open(args.project)
     path = memory_path(config, repo)
@@ -200,22 +202,33 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         for row in rows:
             print(json.dumps(row, default=str))
     else:
+        from hephaestus.display import history_table
+
         console.print(history_table(rows))
     return 0
 
 
-def cmd_status(args: argparse.Namespace, console: Console) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     """``hephaestus status``."""
+    from hephaestus.display import status_view
+    from hephaestus.service.client import fetch_status
+
     status = fetch_status(args.url)
     if args.format == "json":
         print(json.dumps(status.to_dict(), indent=2, default=str))
     else:
-        console.print(status_view(status.to_dict()))
+        _console().print(status_view(status.to_dict()))
     return status.exit_code
 
 
-def cmd_report(args: argparse.Namespace, console: Console) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     """``hephaestus report``."""
+    from hephaestus.agent.gitrepo import GitRepo
+    from hephaestus.agent.paths import memory_path
+    from hephaestus.display import report_view
+    from hephaestus.performance import memory_analyzer, prometheus_analyzer
+    from hephaestus.performance.report import to_markdown
+
     if args.prometheus_url:
         analyzer = prometheus_analyzer(args.prometheus_url, args.since)
     else:
@@ -227,32 +240,39 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     elif args.format == "markdown":
         print(to_markdown(analysis))
     else:
-        console.print(report_view(analysis))
+        _console().print(report_view(analysis))
     return 0
 
 
-def cmd_config(args: argparse.Namespace, console: Console) -> int:
+def cmd_config(args: argparse.Namespace) -> int:
     """``hephaestus config show``."""
     shown = describe(load_config(args.config))
     if args.json:
         print(json.dumps(shown, indent=2))
     else:
+        from hephaestus.display import config_toml
+
         print(config_toml(shown))
     return 0
 
 
-def cmd_trace(args: argparse.Namespace, console: Console) -> int:
+def cmd_trace(args: argparse.Namespace) -> int:
     """``hephaestus trace``."""
+    from hephaestus.agent.gitrepo import GitRepo
+    from hephaestus.agent.paths import span_file_path
+    from hephaestus.display import trace_tree
+    from hephaestus.telemetry.trace_lookup import jaeger_trace, local_trace
+
     if args.jaeger_url:
         spans = jaeger_trace(args.jaeger_url, args.id)
     else:
         config = load_config(args.config)
         spans = local_trace(span_file_path(config, GitRepo.open(args.project)), args.id)
-    console.print(trace_tree(spans))
+    _console().print(trace_tree(spans))
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "demo": cmd_demo,
     "serve": cmd_serve,
@@ -267,24 +287,37 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hephaestus`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    # piped output keeps whole ids and attributes instead of cutting lines at 80 columns
-    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
     try:
-        return COMMANDS[args.command](args, console)
-    except ServiceUnreachable as exc:
+        return COMMANDS[args.command](args)
+    except Exception as exc:
+        code = exit_code_of(exc)
+        if code is None:
+            raise
         print(f"hephaestus: error: {exc}", file=sys.stderr)
+        return code
+
+
+def exit_code_of(exc: Exception) -> int | None:
+    """The exit code of an error the command line reports in one line, else ``None``.
+
+    The error classes are imported here, when one is raised, so a command never imports
+    modules only to be able to catch their errors.
+    """
+    from hephaestus.agent.gitrepo import GitError, NotAGitRepository
+    from hephaestus.agent.memory import MemoryStoreError
+    from hephaestus.agent.recovery import AgentLocked
+    from hephaestus.agent.workspace import WorkspaceError
+    from hephaestus.performance import PrometheusError
+    from hephaestus.service.client import EXIT_UNREACHABLE, ServiceUnreachable
+    from hephaestus.service.server import ListenError
+    from hephaestus.telemetry.trace_lookup import TraceNotFound
+
+    if isinstance(exc, ServiceUnreachable):
         return EXIT_UNREACHABLE
-    except (UsageError, ConfigError, NotAGitRepository, FileExistsError, ListenError) as exc:
-        print(f"hephaestus: error: {exc}", file=sys.stderr)
+    usage = (UsageError, ConfigError, NotAGitRepository, FileExistsError, ListenError)
+    if isinstance(exc, usage):
         return EXIT_USAGE
-    except (
-        MemoryStoreError,
-        WorkspaceError,
-        GitError,
-        FileNotFoundError,
-        TraceNotFound,
-        AgentLocked,
-        PrometheusError,
-    ) as exc:
-        print(f"hephaestus: error: {exc}", file=sys.stderr)
+    runtime = (MemoryStoreError, WorkspaceError, GitError, FileNotFoundError, TraceNotFound)
+    if isinstance(exc, (*runtime, AgentLocked, PrometheusError)):
         return EXIT_RUNTIME
+    return None

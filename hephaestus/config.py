@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import math
 import os
 import tomllib
@@ -22,10 +23,21 @@ ENV_PREFIX = "HEPHAESTUS_"
 ENV_CONFIG_FILE = "HEPHAESTUS_CONFIG"
 # set by the agent for its own subprocesses, not configuration
 _ENV_NOT_CONFIG = {ENV_CONFIG_FILE, "HEPHAESTUS_SPAN_FILE", "HEPHAESTUS_PYTEST_REPORT"}
-ROLES = ("brain", "architect", "code_reviewer", "maestro")
 STRUCTURED_OUTPUT_MODES = ("json_schema", "json_object", "off")
 MIN_PROMPT_TOKENS = 512  # what a context window must leave for the prompt after max_tokens
 VALIDATION_STEPS = ("syntax", "pytest")
+
+
+class Role(enum.StrEnum):
+    """The agent roles that ask a model: the keys of ``[llm.models]``, ``gen_ai.agent.name``."""
+
+    BRAIN = "brain"
+    ARCHITECT = "architect"
+    CODE_REVIEWER = "code_reviewer"
+    MAESTRO = "maestro"
+
+
+ROLES = tuple(role.value for role in Role)
 
 
 class ConfigError(ValueError):

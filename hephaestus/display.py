@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,9 +12,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
-from hephaestus.agent.models import CycleResult, Stage
+from hephaestus.agent import CycleResult, Stage
 from hephaestus.performance.kpis import format_target, format_value
-from hephaestus.telemetry.traces import KEY_ATTRIBUTES
+from hephaestus.telemetry.trace_lookup import KEY_ATTRIBUTES
 
 OUTCOME_STYLES = {"succeeded": "green", "rejected": "yellow", "failed": "red", "aborted": "magenta"}
 
@@ -152,18 +151,10 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def age(timestamp: float | None) -> str:
-    """A short human age like ``42s`` or ``3m``."""
-    if not timestamp:
-        return "-"
-    seconds = max(0, int(time.time() - timestamp))
-    return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
-
-
 _MAX_TEST_SPANS = 5
 
 
-def trace_tree(spans: list[Mapping[str, Any]]) -> Tree:
+def trace_tree(spans: Sequence[Mapping[str, Any]]) -> Tree:
     """The span tree of one trace: name, duration, status and key attributes per span."""
     by_parent: dict[str | None, list[Mapping[str, Any]]] = {}
     ids = {s["span_id"] for s in spans}

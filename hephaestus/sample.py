@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from hephaestus.agent.gitrepo import GitRepo, git
+from hephaestus.agent import GitRepo, git
 
 _SAMPLE_NAME = "inventory"
 

@@ -11,12 +11,12 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import websocket
+from factories import eventually
 
 FLAGS = (
     "--headless",
@@ -65,14 +65,17 @@ class Chromium:
 
     def _devtools_port(self, timeout: float = 60) -> int:
         marker = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def port() -> int | None:
             if self.proc.poll() is not None:
                 raise BrowserError(f"chromium exited: {self.log.read_text()[-2000:]}")
-            if marker.exists() and marker.read_text().strip():
-                return int(marker.read_text().split()[0])
-            time.sleep(0.05)
-        raise BrowserError(f"chromium did not open DevTools: {self.log.read_text()[-2000:]}")
+            text = marker.read_text().strip() if marker.exists() else ""
+            return int(text.split()[0]) if text else None
+
+        found = eventually(port, timeout)
+        if found is None:
+            raise BrowserError(f"chromium did not open DevTools: {self.log.read_text()[-2000:]}")
+        return found
 
     def __enter__(self) -> Chromium:
         return self
@@ -120,14 +123,10 @@ class Chromium:
 
     def wait_for(self, expression: str, timeout: float = 60) -> Any:
         """Poll ``expression`` until it is truthy; its value."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise BrowserError(f"timed out after {timeout}s waiting for {expression}")
-            time.sleep(0.1)
+        value = eventually(lambda: self.evaluate(expression), timeout, interval=0.1)
+        if not value:
+            raise BrowserError(f"timed out after {timeout}s waiting for {expression}")
+        return value
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the whole page."""

@@ -6,16 +6,14 @@ import io
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from factories import FakeClock, ScriptedLLMServer, make_target_repo
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from factories import ScriptedLLMServer, make_target_repo
 
 pytest_plugins = ["pytester"]  # runs the agent's own pytest plugins in-process
 
@@ -27,15 +25,21 @@ def sample_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when a test advances it."""
+    return FakeClock()
+
+
+@pytest.fixture
 def llm_server() -> Iterator[ScriptedLLMServer]:
     """A running scripted OpenAI-compatible server."""
     with ScriptedLLMServer() as server:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_ambient_otel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever the developer's shell exports, a test sets the OTEL_* it is about."""
+    """Whatever the developer's shell exports, every test sets the OTEL_* it is about."""
     from otlp_receiver import OTEL_VARIABLES
 
     for name in OTEL_VARIABLES:
@@ -56,9 +60,17 @@ def require_binary(name: str, *aliases: str) -> str:
     return path
 
 
+@dataclass
+class Traced:
+    """Telemetry set up as the agent does, with its spans kept in memory."""
+
+    exporter: InMemorySpanExporter
+    instruments: Any
+
+
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Telemetry set up as the agent does, with spans kept in memory."""
+def traced() -> Iterator[Traced]:
+    """A telemetry of the test's own: pass ``instruments`` to what records, read ``exporter``."""
     from hephaestus import telemetry
     from hephaestus.config import TelemetryConfig
 
@@ -70,8 +82,20 @@ def spans() -> Iterator[InMemorySpanExporter]:
         env={},
         extra_exporter=exporter,
     )
-    yield exporter
+    yield Traced(exporter, handle.instruments)
     handle.shutdown()
+
+
+@pytest.fixture
+def spans(traced: Traced) -> InMemorySpanExporter:
+    """The spans recorded through the ``instruments`` fixture."""
+    return traced.exporter
+
+
+@pytest.fixture
+def instruments(traced: Traced) -> Any:
+    """The instruments whose spans the ``spans`` fixture keeps."""
+    return traced.instruments
 
 
 @pytest.fixture

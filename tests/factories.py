@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hephaestus.agent.build import build_runner
 from hephaestus.agent.models import CycleResult
@@ -31,6 +31,7 @@ from hephaestus.llm.base import Message, Role
 from hephaestus.llm.jsontext import extract_json
 from hephaestus.llm.offline import OfflineProvider
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "inventory"
 GIT_ENV = {
@@ -140,17 +141,36 @@ def start_conflicting_merge(repo: Path) -> None:
     assert merge.returncode != 0 and (repo / ".git" / "MERGE_HEAD").exists()
 
 
-def eventually(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` until it holds (``True``) or ``timeout`` passes (``False``).
+def eventually(condition: Callable[[], T], timeout: float, interval: float = 0.05) -> T | None:
+    """Poll ``condition`` until it returns something truthy: that value, or ``None`` once
+    ``timeout`` has passed. Every wait of the tests goes through here.
 
     The bound only ends a wait for an event that never comes; it returns at the event.
     """
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        found = condition()
+        if found:
+            return found
         if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+            return None
+        time.sleep(interval)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to (thread-safe)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward."""
+        with self._lock:
+            self.now += seconds
 
 
 def make_agent(config: Config, repo: Path, **kwargs: Any) -> CycleRunner:
@@ -165,6 +185,28 @@ def run_one_cycle(config: Config, repo: Path, **kwargs: Any) -> CycleResult:
         return runner.run_cycle()
     finally:
         runner.close()
+
+
+def run_cycles(
+    repo: Path, cycles: int, env: Mapping[str, str] | None = None, **telemetry: Any
+) -> tuple[list[CycleResult], list[str], float]:
+    """Run offline cycles with ``[telemetry]`` overrides; return their results, the span
+    exporters in use and how long ``close()`` took (the flush at exit)."""
+    runner = make_agent(make_config(telemetry=telemetry), repo, env=env)
+    try:
+        exporters = list(runner.telemetry.tracing.exporters)
+        results = [runner.run_cycle() for _ in range(cycles)]
+    finally:
+        started = time.monotonic()
+        runner.close()
+        closing = time.monotonic() - started
+    return results, exporters, closing
+
+
+def assert_succeeded(results: Iterable[CycleResult]) -> None:
+    """Every cycle succeeded; a failure shows its outcome and the start of its detail."""
+    others = [(r.outcome.value, r.detail[:200]) for r in results if r.outcome.value != "succeeded"]
+    assert not others, others
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -200,7 +242,7 @@ def run_cli(
 def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iterator[Any]:
     """A :class:`Service` on ``repo`` with only its HTTP server running, on a free port.
 
-    A test that needs a cycle runs one with ``service._one_cycle()``, as the loop would.
+    A test that needs a cycle runs one with :func:`one_service_cycle`, as the loop would.
     """
     from hephaestus.service.loop import Service
 
@@ -212,6 +254,21 @@ def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iter
     finally:
         service.http.stop()
         runner.close()
+
+
+def one_service_cycle(service: Any) -> None:
+    """One cycle of an :func:`http_service` through the service's own loop: the next queued
+    objective first, and the monitor told of the result."""
+    from hephaestus.service.cycles import run_cycles
+
+    run_cycles(
+        service.runner,
+        service.stop.event,
+        next_request=service._next_request,
+        on_cycle=service._finished,
+        wait=service._wait,
+        cycles=1,
+    )
 
 
 def service_url(service: Any) -> str:
@@ -308,21 +365,21 @@ def wait_until(
     def tails() -> str:
         return "\n".join(f"--- {p} ---\n{p.read_text()[-2500:]}" for p in logs if p.exists())
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def checked() -> Any:
         for proc in procs:
             if proc.poll() is not None:
                 pytest.fail(
                     f"{proc.args} exited with {proc.returncode} waiting for {what}\n{tails()}"
                 )
         try:
-            found = check()
+            return check()
         except httpx.TransportError:
-            found = None
-        if found:
-            return found
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails()}")
+            return None
+
+    found = eventually(checked, timeout, interval=0.2)
+    if not found:
+        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails()}")
+    return found
 
 
 def free_port() -> int:

@@ -15,13 +15,13 @@ import gzip
 import select
 import socket
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from factories import eventually
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -125,13 +125,7 @@ class SpanStore:
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
     ) -> bool:
         """Poll ``predicate(spans)`` until it is true or ``timeout`` passes; its last verdict."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if predicate(self.snapshot()):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        return bool(eventually(lambda: predicate(self.snapshot()), timeout, interval=0.02))
 
 
 @dataclass

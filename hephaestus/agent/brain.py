@@ -13,6 +13,7 @@ from hephaestus.agent.models import CycleError, Objective, Reason
 from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
+from hephaestus.telemetry import StructuredLogger
 
 _LOG = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def generate_next_objective(
     Objectives that failed repeatedly (``current_manifest.blocked_objectives``) are refused
     with ``repeated_objective`` even if the model proposes them again.
     """
-    log = logger or _LOG
+    log = StructuredLogger(logger or _LOG)
     payload: dict[str, Any] = {
         "task": "next_objective",
         "manifest": current_manifest.to_prompt(),
@@ -58,7 +59,7 @@ def generate_next_objective(
     answer = ask_json(model_config, Role.BRAIN, messages, OBJECTIVE)
     text = answer.objective
     if text is None or not text.strip():
-        log.info("brain found no objective", extra={"rationale": answer.rationale})
+        log.info("brain found no objective", rationale=answer.rationale)
         return None
     objective = Objective(
         text=" ".join(text.split()),
@@ -71,7 +72,7 @@ def generate_next_objective(
         raise CycleError(
             Reason.REPEATED_OBJECTIVE, f"brain proposed a blocked objective again: {objective.text}"
         )
-    log.info("objective chosen", extra={"objective": objective.text, "kind": objective.kind})
+    log.info("objective chosen", objective=objective.text, kind=objective.kind)
     return objective
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -12,13 +13,14 @@ from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.agent.memory import Memory, failure_streak
 from hephaestus.agent.models import Reason, Stage
 from hephaestus.agent.orchestrator import AGENT_OF_STAGE, CycleRunner, StageListener
+from hephaestus.agent.paths import memory_path, span_file_path
 from hephaestus.agent.recovery import AgentLock, recover
 from hephaestus.agent.sandbox import Sandbox, resolve_sandbox
 from hephaestus.config import Config
 from hephaestus.llm.base import Provider
+from hephaestus.llm.chaos import ChaosProvider
 from hephaestus.llm.client import RoleModels
 from hephaestus.llm.offline import OFFLINE_MODEL, OfflineProvider
-from hephaestus.resilience.chaos import ChaosProvider
 from hephaestus.resilience.retry import RetryPolicy
 from hephaestus.telemetry import SpanExporter
 
@@ -43,10 +45,12 @@ def build_models(
     env: Mapping[str, str] | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    instruments: telemetry.Instruments | None = None,
 ) -> RoleModels:
     """The role models of the configured provider, with retries, breakers and chaos.
 
-    ``clock`` times the circuit breakers (tests pass one they move by hand).
+    ``clock`` times the circuit breakers (tests pass one they move by hand); the model
+    calls are traced and measured with ``instruments`` (default: the global ones).
     """
     if config.agent.provider == "openai":
         from hephaestus.llm.openai import OpenAICompatibleProvider
@@ -74,19 +78,35 @@ def build_models(
         context_windows=windows,
         max_tokens=config.llm.max_tokens,
         clock=clock,
+        instruments=instruments,
     )
 
 
-def memory_path(config: Config, repo: GitRepo) -> Path:
-    """The memory database path: configured, or ``.hephaestus/memory.db`` in the repo."""
-    configured = config.agent.memory_path
-    return Path(configured) if configured else repo.agent_dir / "memory.db"
+def configured_models(config: Config) -> tuple[str, ...]:
+    """Every model the configured provider may call, once (the model label's values)."""
+    if config.agent.provider != "openai":
+        return (OFFLINE_MODEL,)
+    return tuple(dict.fromkeys(m for names in config.llm.models.values() for m in names))
 
 
-def span_file_path(config: Config, repo: GitRepo) -> Path:
-    """The local span file: configured, or ``.hephaestus/traces.jsonl`` in the repo."""
-    configured = config.telemetry.traces_file
-    return Path(configured) if configured else repo.agent_dir / "traces.jsonl"
+def _open_repo(project: Path) -> GitRepo:
+    """The target, refused when it has no commit or is mid-merge; ``.hephaestus/`` ignored."""
+    repo = GitRepo.open(project)
+    repo.require_head()
+    repo.require_idle()
+    repo.ignore_agent_dir()
+    return repo
+
+
+def _declare_series(metrics: telemetry.Metrics, models: RoleModels) -> None:
+    telemetry.declare_series(
+        metrics,
+        outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
+        stages=[s.value for s in Stage],
+        agents=list(AGENT_OF_STAGE.values()),
+        provider=models.provider.name,
+        models=models.all_models,
+    )
 
 
 def build_runner(
@@ -97,55 +117,47 @@ def build_runner(
     on_stage: StageListener | None = None,
     env: Mapping[str, str] | None = None,
     span_exporter: SpanExporter | None = None,
+    metrics: telemetry.Metrics | None = None,
 ) -> CycleRunner:
     """Open the repo and memory, set up telemetry, recover from a crash, return a runner.
 
-    A repository in the middle of a merge, rebase, cherry-pick, revert or bisect is refused
+    A repository mid-merge, -rebase, -cherry-pick, -revert or -bisect is refused
     (:class:`~hephaestus.agent.gitrepo.RepositoryBusy`). ``span_exporter`` adds an exporter
-    (tests use an in-memory one).
+    (tests: an in-memory one), ``metrics`` another registry than the default one. Each
+    runner has a tracer of its own: a second one leaves the first one's telemetry alone.
     """
-    repo = GitRepo.open(project)
-    repo.require_head()
-    repo.require_idle()
+    repo = _open_repo(project)
     sandbox = build_sandbox(config)
-    repo.ignore_agent_dir()
-    lock = AgentLock(repo.agent_dir / "agent.lock")
-    try:
+    with contextlib.ExitStack() as undo:  # on any failure, release what was taken so far
+        lock = AgentLock(repo.agent_dir / "agent.lock")
+        undo.callback(lock.release)
         memory = Memory(memory_path(config, repo))
-    except Exception:
-        lock.release()
-        raise
-    try:
-        models = build_models(config, env)
-    except Exception:
-        memory.close()
-        lock.release()
-        raise
-    handle = telemetry.setup_telemetry(
-        config.telemetry,
-        span_file=span_file_path(config, repo),
-        models=models.all_models,
-        env=env,
-        extra_exporter=span_exporter,
-    )
-    telemetry.declare_series(
-        outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
-        stages=[s.value for s in Stage],
-        agents=list(AGENT_OF_STAGE.values()),
-        provider=models.provider.name,
-        models=models.all_models,
-    )
-    runner = CycleRunner(
-        config,
-        repo,
-        models,
-        memory,
-        logger=logger,
-        on_stage=on_stage,
-        telemetry_handle=handle,
-        sandbox=sandbox,
-    )
-    runner.lock = lock
-    recover(repo, memory, runner.workspaces_dir)
-    telemetry.resume_failure_streak(*failure_streak(memory.recent(STREAK_LOOKBACK)))
+        undo.callback(memory.close)
+        handle = telemetry.setup_telemetry(
+            config.telemetry,
+            span_file=span_file_path(config, repo),
+            models=configured_models(config),
+            env=env,
+            extra_exporter=span_exporter,
+            metrics=metrics,
+        )
+        undo.callback(handle.shutdown)
+        models = build_models(config, env, instruments=handle.instruments)
+        undo.callback(models.close)
+        _declare_series(handle.metrics, models)
+        runner = CycleRunner(
+            config,
+            repo,
+            models,
+            memory,
+            logger=logger,
+            on_stage=on_stage,
+            telemetry_handle=handle,
+            sandbox=sandbox,
+            lock=lock,
+            streak=failure_streak(memory.recent(STREAK_LOOKBACK)),
+        )
+        recover(repo, memory, runner.workspaces_dir)
+        handle.instruments.failure_streak(runner.streak.failures)
+        undo.pop_all()
     return runner

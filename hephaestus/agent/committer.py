@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from hephaestus.agent.commits import commit_message
+from hephaestus.agent.commit_message import commit_message
 from hephaestus.agent.gitrepo import GitError, GitLockBusy, GitRepo
 from hephaestus.agent.models import CycleError, Objective, Reason
 from hephaestus.agent.recovery import CommitJournal, ref_locks

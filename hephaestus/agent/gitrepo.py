@@ -123,11 +123,17 @@ def git(
     return proc
 
 
-STATUS_Z = ("status", "--porcelain", "-z", "--no-renames", "--untracked-files=all")
+_STATUS_Z = ("status", "--porcelain", "-z", "--no-renames", "--untracked-files=all")
 
 
-def status_paths(porcelain_z: str) -> list[str]:
-    """The paths of ``git status --porcelain -z --no-renames`` output, as git spells them."""
+def changed_paths(root: Path, paths: Sequence[str]) -> list[str]:
+    """Which of ``paths`` differ from HEAD in ``root``'s work tree or index, or are untracked.
+
+    Paths come back as git spells them (``git status --porcelain -z --no-renames``).
+    """
+    if not paths:
+        return []
+    porcelain_z = git([*_STATUS_Z, "--", *paths], root).stdout
     return [entry[3:] for entry in porcelain_z.split("\0") if len(entry) > 3]
 
 
@@ -168,10 +174,6 @@ class GitRepo:
         if head is None:
             raise GitError(f"{self.root} has no commits yet; make an initial commit first")
         return head
-
-    def status(self) -> str:
-        """``git status --porcelain`` including untracked files."""
-        return git(["status", "--porcelain", "--untracked-files=all"], self.root).stdout
 
     def git_dir(self) -> Path:
         """The (common) git directory: config, hooks, refs, objects."""
@@ -224,9 +226,7 @@ class GitRepo:
 
     def dirty_paths(self, paths: Sequence[str]) -> list[str]:
         """Which of ``paths`` differ from HEAD in the work tree or index (or exist untracked)."""
-        if not paths:
-            return []
-        return status_paths(git([*STATUS_Z, "--", *paths], self.root).stdout)
+        return changed_paths(self.root, paths)
 
     def fast_forward(self, commit: str) -> None:
         """Move HEAD (and the touched files) to ``commit``, a child of HEAD."""
@@ -268,7 +268,3 @@ class GitRepo:
                 git(["checkout", base, "--", path], self.root)
             restored.append(path)
         return restored
-
-    def commit_message(self, commit: str) -> str:
-        """The full message of ``commit``."""
-        return git(["log", "-1", "--format=%B", commit], self.root).stdout

@@ -53,11 +53,11 @@ def choose_strategy(
     )
     python = any(path.endswith(".py") for path in plan.files)
     if require_tests and manifest.has_tests and python and choice.steps:
-        return with_tests(choice, strategies, default)
+        return _with_tests(choice, strategies, default)
     return choice
 
 
-def with_tests(
+def _with_tests(
     choice: StrategyChoice, strategies: Mapping[str, Sequence[str]], default: str
 ) -> StrategyChoice:
     """``choice`` if it runs pytest; else the default (or first) strategy that does."""

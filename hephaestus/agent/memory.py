@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hephaestus.agent.models import CycleResult, Outcome, Reason
+from hephaestus.resilience.backoff import FailureStreak
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -262,18 +263,17 @@ class Memory:
             self._conn.close()
 
 
-def failure_streak(rows: Iterable[dict[str, Any]]) -> tuple[int, float | None]:
-    """Failed cycles since the last success, and when the first of them started.
+def failure_streak(rows: Iterable[dict[str, Any]]) -> FailureStreak:
+    """The failure streak at the end of ``rows`` (newest first, as :meth:`Memory.recent`).
 
-    ``rows`` newest first; rejected and aborted cycles neither extend nor end a streak.
+    The recorded cycles are replayed through :class:`FailureStreak`'s own rule, so a
+    restarted agent resumes the very streak it would have counted had it kept running.
     """
-    count, started = 0, None
-    for row in rows:
-        if row["outcome"] == Outcome.SUCCEEDED.value:
-            break
-        if row["outcome"] == Outcome.FAILED.value:
-            count, started = count + 1, row["started_at"]
-    return count, started
+    finished = [row for row in rows if row["outcome"]]
+    return FailureStreak.replay(
+        (row["outcome"], row["started_at"] or 0.0, row["finished_at"] or 0.0)
+        for row in reversed(finished)
+    )
 
 
 def failure_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hephaestus.config import Role
+
 # a correlation id names a worktree directory and a trace; one rule for the API and the CLI
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 CORRELATION_ID_RULE = (
@@ -89,6 +91,15 @@ class Stage(enum.StrEnum):
     VALIDATE = "validate"
     COMMIT = "commit"
     RECORD = "record"
+
+
+AGENT_OF_STAGE: dict[str, Role] = {
+    Stage.OBJECTIVE: Role.BRAIN,
+    Stage.PLAN: Role.ARCHITECT,
+    Stage.REVIEW: Role.CODE_REVIEWER,
+    Stage.STRATEGY: Role.MAESTRO,
+}
+"""The stages whose work is a model call, and the role that answers in each."""
 
 
 class CycleError(Exception):

@@ -22,7 +22,7 @@ from hephaestus.agent.workspace import Workspace
 from hephaestus.config import ValidationConfig
 from hephaestus.resilience.timeouts import current_deadline
 
-BASELINE_SUFFIX = ".base"
+_BASELINE_SUFFIX = ".base"
 
 
 @dataclass
@@ -33,6 +33,7 @@ class TestOracle:
     sandbox: Sandbox
     repo: GitRepo
     secret: str = ""
+    instruments: telemetry.Instruments = field(default_factory=telemetry.Instruments.default)
     _baselines: dict[str, int] = field(default_factory=dict)
     _validated: int | None = None  # what the last successful check collected
 
@@ -51,7 +52,7 @@ class TestOracle:
         """Run the patched suite; fail with ``tests_failed`` unless it vouches for the change."""
         self._validated = None
         before = self.baseline(workspace)
-        with telemetry.tool_span("pytest") as tool:
+        with self.instruments.tool_span("pytest") as tool:
             env = tool.env()
             span_file = (tool.span_file,) if tool.span_file is not None else ()
             try:
@@ -82,10 +83,10 @@ class TestOracle:
         """How many tests the base commit collects (once per base, in a worktree of it)."""
         if workspace.base not in self._baselines:
             base = Workspace.create(
-                self.repo, workspace.root.parent, workspace.root.name + BASELINE_SUFFIX
+                self.repo, workspace.root.parent, workspace.root.name + _BASELINE_SUFFIX
             )
             try:
-                with telemetry.tool_span("pytest --collect-only"):
+                with self.instruments.tool_span("pytest --collect-only"):
                     run = self._run(base, ["--collect-only"], {}, ())
             finally:
                 base.discard()

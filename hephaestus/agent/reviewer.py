@@ -6,13 +6,13 @@ from pathlib import Path
 
 from hephaestus.agent.answers import REVIEW
 from hephaestus.agent.budget import fit_messages
+from hephaestus.agent.manifest import is_test_file
 from hephaestus.agent.models import Objective, Operation, PatchPlan, Review
 from hephaestus.agent.patches import TextFile, confine_plan, safe_path
 from hephaestus.agent.prompts import ask_json
 from hephaestus.agent.suite import is_about_tests, suite_files
 from hephaestus.llm.base import Role
 from hephaestus.llm.client import RoleModels
-from hephaestus.llm.opportunities import is_test_file
 
 INSTRUCTIONS = """
 You are the code reviewer of Hephaestus. Approve the patch plan only if it achieves the

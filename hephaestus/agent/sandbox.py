@@ -23,9 +23,9 @@ from pathlib import Path
 
 from hephaestus.config import ConfigError
 
-BWRAP = "bwrap"
+_BWRAP = "bwrap"
 BWRAP_PACKAGE = "bubblewrap"
-SANDBOX_HOME = "/tmp"  # noqa: S108 - inside the sandbox: a private, empty tmpfs
+_SANDBOX_HOME = "/tmp"  # noqa: S108 - inside the sandbox: a private, empty tmpfs
 _SAFE_NAMES = frozenset(
     {
         "PATH",
@@ -114,7 +114,7 @@ class Sandbox:
     def private_env(self, source: Mapping[str, str]) -> dict[str, str]:
         """``HOME`` and ``TMPDIR`` for the tests: the private ``/tmp`` in the sandbox."""
         if self.isolated:
-            return {"HOME": SANDBOX_HOME, "TMPDIR": SANDBOX_HOME}
+            return {"HOME": _SANDBOX_HOME, "TMPDIR": _SANDBOX_HOME}
         return {k: source[k] for k in ("HOME", "TMPDIR") if k in source}
 
     def command(
@@ -135,7 +135,7 @@ class Sandbox:
             return list(argv)
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         # the most specific path wins: parents first, and on a tie the hiding comes last
-        views = [(p, 0, "--ro-bind") for p in _existing([*python_paths(), *readable])]
+        views = [(p, 0, "--ro-bind") for p in _existing([*_python_paths(), *readable])]
         views += [
             (p, 1, "--tmpfs") for p in _existing_dirs([*map(Path, _HIDDEN), Path.home(), *hidden])
         ]
@@ -146,7 +146,7 @@ class Sandbox:
         return [*args, *_ISOLATION, "--chdir", str(workdir), "--", *argv]
 
 
-def python_paths() -> list[Path]:
+def _python_paths() -> list[Path]:
     """What the tests' interpreter needs to read: prefixes, site-packages, this package."""
     import hephaestus
 
@@ -184,8 +184,8 @@ def resolve_sandbox(mode: str, which: Callable[[str], str | None] = shutil.which
             reason='validation.sandbox = "none": the tests run on the host with this '
             "process's permissions, files and network",
         )
-    path = which(BWRAP)
-    problem = f"bubblewrap ({BWRAP}) is not installed" if path is None else _probe(path)
+    path = which(_BWRAP)
+    problem = f"bubblewrap ({_BWRAP}) is not installed" if path is None else _probe(path)
     if problem is None:
         return Sandbox("bwrap", bwrap=path)
     if mode == "bwrap":

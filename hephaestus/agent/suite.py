@@ -13,9 +13,9 @@ import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from hephaestus.agent.manifest import is_test_file
 from hephaestus.agent.models import CycleError, Objective, PatchPlan
 from hephaestus.agent.patches import TextFile, planned_files, safe_path
-from hephaestus.llm.opportunities import is_test_file
 
 _PYTEST_INI_FILES = frozenset({"pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg"})
 _ABOUT_TESTS = re.compile(r"\b(tests?|testing|pytest|conftest)\b", re.IGNORECASE)

@@ -25,7 +25,7 @@ from hephaestus.agent.pytest_report import REPORT_ENV, read_report
 from hephaestus.agent.sandbox import Sandbox, validation_env
 
 _OUTPUT_TAIL = 2_000
-REPORT_PLUGIN = ["-p", "hephaestus.agent.pytest_report"]
+_REPORT_PLUGIN = ["-p", "hephaestus.agent.pytest_report"]
 NO_SANDBOX = Sandbox("none", reason="no sandbox was configured for this run")
 
 
@@ -102,7 +102,7 @@ def run_pytest(
         report.write_text("")
         extra[REPORT_ENV] = str(report)
         writable.append(report)
-        args = [*REPORT_PLUGIN, *args]
+        args = [*_REPORT_PLUGIN, *args]
     sandbox = isolation.sandbox
     extra.update(sandbox.private_env(os.environ))
     argv = sandbox.command(
@@ -127,14 +127,14 @@ def run_pytest(
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        kill_process_group(proc)
+        _kill_process_group(proc)
         raise CycleError(
             Reason.TIMEOUT,
             f"pytest did not finish within {timeout:g}s; its process group was killed",
             error_type="pytest_timeout",
         ) from None
     except BaseException:
-        kill_process_group(proc)
+        _kill_process_group(proc)
         raise
     finally:
         if pid_file is not None:
@@ -148,7 +148,7 @@ def run_pytest(
     )
 
 
-def kill_process_group(proc: subprocess.Popen[str]) -> None:
+def _kill_process_group(proc: subprocess.Popen[str]) -> None:
     """SIGKILL ``proc``'s whole process group and reap it."""
     with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(proc.pid, signal.SIGKILL)

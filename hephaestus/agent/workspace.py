@@ -1,19 +1,22 @@
-"""Isolated workspaces: a detached git worktree of HEAD per cycle, never the target tree.
+"""Isolated workspaces: a detached git worktree of HEAD, never the target tree.
 
 Patches are applied and validated in the worktree; a validated change is committed there
-and only then fast-forwarded into the target. Any other outcome deletes the worktree, so
-the target repository stays byte-identical.
+and only then fast-forwarded into the target, so any other outcome leaves the target
+byte-identical. An agent keeps one worktree (:class:`AgentWorkspace`) and resets it to
+HEAD at the start of each cycle, which costs far less than adding and removing one a
+cycle on a large repository; it is removed when the agent closes, and a worktree left by
+a killed process is removed by recovery.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hephaestus.agent.gitrepo import STATUS_Z, GitError, GitRepo, git, status_paths
+from hephaestus.agent.gitrepo import GitError, GitRepo, changed_paths, git
 
 
 class WorkspaceError(RuntimeError):
@@ -46,27 +49,67 @@ class Workspace:
 
     def changed_paths(self, paths: tuple[str, ...]) -> tuple[str, ...]:
         """Which of ``paths`` really differ from ``base`` (a patch can be a no-op)."""
-        changed = set(status_paths(git([*STATUS_Z, "--", *paths], self.root).stdout))
+        changed = set(changed_paths(self.root, paths))
         return tuple(p for p in paths if p in changed)
 
     def discard(self) -> None:
         """Remove the worktree and its administrative files; safe to call twice."""
-        git(
-            ["worktree", "remove", "--force", "--force", str(self.root)],
-            self.repo.root,
-            check=False,
-        )
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove_worktree(self.repo, self.root)
         git(["worktree", "prune"], self.repo.root, check=False)
 
 
+@dataclass
+class AgentWorkspace:
+    """The one worktree an agent reuses: reset to HEAD when a cycle opens it."""
+
+    repo: GitRepo
+    parent: Path
+    name: str = "agent"
+    _current: Workspace | None = None
+
+    def open(self) -> Workspace:
+        """The worktree, detached at the target's HEAD with nothing else in it."""
+        base = self.repo.require_head()
+        ensure_writable_dir(self.parent)
+        if self._current is not None:
+            try:
+                return self._reset(self._current.root, base)
+            except (GitError, OSError):  # damaged (or removed) under us: start over
+                self.close()
+        self._current = Workspace.create(self.repo, self.parent, self.name)
+        return self._current
+
+    def _reset(self, root: Path, base: str) -> Workspace:
+        # -f discards what the last cycle changed; clean -ffdx removes untracked and
+        # ignored files (caches, build output) so no cycle sees another's leftovers
+        git(["checkout", "--detach", "--quiet", "--force", base], root)
+        git(["clean", "-ffdxq", "--exclude=.hephaestus"], root)
+        self._current = Workspace(repo=self.repo, root=root, base=base)
+        return self._current
+
+    def close(self) -> None:
+        """Remove the worktree; safe to call twice."""
+        if self._current is not None:
+            self._current.discard()
+            self._current = None
+
+
+def _remove_worktree(repo: GitRepo, root: Path) -> None:
+    """Unregister the worktree at ``root`` (even locked or dirty) and delete what is left."""
+    git(["worktree", "remove", "--force", "--force", str(root)], repo.root, check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def ensure_writable_dir(parent: Path) -> None:
-    """Create ``parent`` if needed and prove a file can be written there, or fail clearly."""
+    """Create ``parent`` if needed and prove a file can be written there, or fail clearly.
+
+    The probe file is unique and gone when this returns, so concurrent probes (a cycle
+    starting while ``/api/ready`` checks) cannot disturb each other.
+    """
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=parent, prefix=".probe-"):
+            pass
     except OSError as exc:
         raise WorkspaceError(
             f"workspace directory {parent} is not writable ({exc.strerror}); fix its "
@@ -80,10 +123,7 @@ def remove_stale_workspaces(repo: GitRepo, parent: Path) -> list[str]:
     if parent.is_dir():
         for child in sorted(parent.iterdir()):
             if child.is_dir():
-                git(
-                    ["worktree", "remove", "--force", "--force", str(child)], repo.root, check=False
-                )
-                shutil.rmtree(child, ignore_errors=True)
+                _remove_worktree(repo, child)
                 removed.append(child.name)
             elif child.suffix == ".json":  # a pytest run's report, left by a killed process
                 child.unlink(missing_ok=True)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hephaestus.config import Role
 from hephaestus.llm.schema import AnswerSchema
 
-
-class Role(enum.StrEnum):
-    """The agent roles that ask a model (also ``gen_ai.agent.name``)."""
-
-    BRAIN = "brain"
-    ARCHITECT = "architect"
-    CODE_REVIEWER = "code_reviewer"
-    MAESTRO = "maestro"
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "Completion",
+    "InvalidAnswer",
+    "LLMConnectionError",
+    "LLMError",
+    "LLMRateLimited",
+    "LLMServerError",
+    "LLMTimeout",
+    "Message",
+    "Provider",
+    "Role",
+    "llm_error",
+]
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ def llm_error(message: str, *, error_type: str, retry_after: float | None = None
 
 
 TRANSIENT_ERRORS = (LLMTimeout, LLMConnectionError, LLMRateLimited, LLMServerError)
+"""The failures a model call is retried on (what :func:`llm_error` marks ``retryable``)."""
 
 
 class Provider(Protocol):

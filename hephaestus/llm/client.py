@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hephaestus import telemetry
-from hephaestus.llm.base import Completion, InvalidAnswer, LLMError, Message, Provider, Role
+from hephaestus.config import LLMConfig, ResilienceConfig
+from hephaestus.llm.base import (
+    TRANSIENT_ERRORS,
+    Completion,
+    InvalidAnswer,
+    LLMError,
+    Message,
+    Provider,
+    Role,
+)
 from hephaestus.llm.jsontext import InvalidModelOutput, extract_json
 from hephaestus.llm.schema import AnswerError, AnswerSchema
 from hephaestus.resilience.breaker import CircuitBreaker, Transition
@@ -27,6 +36,7 @@ from hephaestus.resilience.timeouts import Deadline, current_deadline
 T = TypeVar("T")
 # a failed request whose endpoint answered proves it is up; these prove it is not
 _AVAILABILITY_ERRORS = ("invalid_response", "timeout")
+_LLM_DEFAULTS, _RESILIENCE_DEFAULTS = LLMConfig(), ResilienceConfig()
 
 
 @dataclass
@@ -63,15 +73,6 @@ def usage_scope() -> Iterator[Usage]:
         _USAGE.reset(token)
 
 
-def _report_transition(transition: Transition) -> None:
-    telemetry.breaker_transition(
-        transition.breaker,
-        transition.from_state.value,
-        transition.to_state.value,
-        transition.failures,
-    )
-
-
 class RoleModels:
     """The models that answer each agent role, called through one provider."""
 
@@ -81,14 +82,16 @@ class RoleModels:
         models: Mapping[str, Sequence[str]],
         *,
         policy: RetryPolicy | None = None,
-        request_timeout: float = 60.0,
-        breaker_threshold: int = 3,
-        breaker_reset: float = 30.0,
+        request_timeout: float = _LLM_DEFAULTS.request_timeout,
+        breaker_threshold: int = _RESILIENCE_DEFAULTS.breaker_failure_threshold,
+        breaker_reset: float = _RESILIENCE_DEFAULTS.breaker_reset_timeout,
         context_windows: Mapping[str, int] | None = None,
         max_tokens: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        instruments: telemetry.Instruments | None = None,
     ) -> None:
         self.provider = provider
+        self.instruments = instruments or telemetry.Instruments.default()
         self.policy = policy or RetryPolicy()
         self.request_timeout = request_timeout
         self.max_tokens = max_tokens
@@ -100,12 +103,26 @@ class RoleModels:
                 failure_threshold=breaker_threshold,
                 reset_timeout=breaker_reset,
                 clock=clock,
-                listeners=[_report_transition],
+                listeners=[self._report_transition],
             )
             for model in self.all_models
         }
         for breaker in self.breakers.values():
-            telemetry.declare_breaker(breaker.name)
+            telemetry.declare_breaker(self.instruments.metrics, breaker.name)
+        telemetry.declare_retries(
+            self.instruments.metrics,
+            RETRIED_CALLABLE,
+            [telemetry.qualified_name(e) for e in TRANSIENT_ERRORS],
+        )
+
+    def _report_transition(self, transition: Transition) -> None:
+        telemetry.breaker_transition(
+            self.instruments.metrics,
+            transition.breaker,
+            transition.from_state.value,
+            transition.to_state.value,
+            transition.failures,
+        )
 
     def models_for(self, role: Role) -> tuple[str, ...]:
         """The ordered models configured for ``role``."""
@@ -177,7 +194,7 @@ class RoleModels:
         schema: AnswerSchema[Any] | None,
     ) -> tuple[Completion, Any]:
         provider = self.provider
-        with telemetry.chat_span(
+        with self.instruments.chat_span(
             provider.name, model, provider.server_address, provider.server_port
         ) as call:
             budget = deadline.cap(self.policy.timeout)
@@ -212,7 +229,7 @@ class RoleModels:
             if schema is None:
                 return completion, None
             try:
-                answer = parse_answer(schema, completion.text)
+                answer = _parse_answer(schema, completion.text)
             except InvalidAnswer:
                 call.answer_checked(valid=False)
                 raise
@@ -277,7 +294,7 @@ def _check_finish(completion: Completion) -> None:
         )
 
 
-def parse_answer(schema: AnswerSchema[T], text: str) -> T:
+def _parse_answer(schema: AnswerSchema[T], text: str) -> T:
     """The answer in ``text``: its first JSON object, checked against ``schema``."""
     try:
         data = extract_json(text)
@@ -287,3 +304,7 @@ def parse_answer(schema: AnswerSchema[T], text: str) -> T:
         return schema.validate(data)
     except AnswerError as exc:
         raise InvalidAnswer(f"{exc} ({schema.name} answer)", error_type="invalid_answer") from None
+
+
+RETRIED_CALLABLE = telemetry.qualified_name(RoleModels._attempt)
+"""The ``callable`` label of ``stamina_retries_total`` for model calls."""

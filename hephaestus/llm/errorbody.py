@@ -2,7 +2,7 @@
 
 "HTTP 400" alone does not say that the prompt overflowed the model's context or that the
 server does not know ``response_format``; the body does. Only the message is kept — never
-a header — at most :data:`MAX_CHARS` characters, with the API key and bearer tokens masked.
+a header — at most 300 characters, with the API key and bearer tokens masked.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-MAX_CHARS = 300
+_MAX_CHARS = 300
 _MAX_JSON_BYTES = 64 * 1024
 _MAX_BRACKETS = 256
 _BEARER = re.compile(r"(?i)bearer\s+\S+")
@@ -26,7 +26,7 @@ def server_message(body: bytes, secret: str = "") -> str:
         text = text.replace(secret, "****")
     text = _KEY_LIKE.sub("****", _BEARER.sub("Bearer ****", text))
     text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+    return text if len(text) <= _MAX_CHARS else text[: _MAX_CHARS - 1] + "…"
 
 
 def _message(body: bytes) -> str:
@@ -37,7 +37,7 @@ def _message(body: bytes) -> str:
             return _from_json(json.loads(body))
         except ValueError:
             pass
-    return body[: MAX_CHARS * 4].decode("utf-8", "replace")
+    return body[: _MAX_CHARS * 4].decode("utf-8", "replace")
 
 
 def _from_json(data: Any) -> str:

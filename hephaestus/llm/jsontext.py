@@ -3,7 +3,7 @@
 Models wrap JSON in prose or Markdown fences. We decode the first complete JSON object that
 starts at some ``{`` in the text, exactly as written: no quote fixing, no escape repair, so
 code inside strings reaches the patcher byte for byte. An answer nested deeper than
-:data:`MAX_DEPTH`, or holding a lone surrogate (text that no file and no UTF-8 stream can
+64 levels, or holding a lone surrogate (text that no file and no UTF-8 stream can
 carry, whether raw or escaped in a JSON string), is refused.
 """
 
@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 _DECODER = json.JSONDecoder()
-MAX_DEPTH = 64
+_MAX_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -49,14 +49,14 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def check_answer(text: str) -> None:
+def _check_answer(text: str) -> None:
     """Raise :class:`InvalidModelOutput` for an answer too deep or with a lone surrogate."""
     if lone_surrogate(text):
         raise InvalidModelOutput("the model's answer holds a lone surrogate code point")
     depth = nesting_depth(text)
-    if depth > MAX_DEPTH:
+    if depth > _MAX_DEPTH:
         raise InvalidModelOutput(
-            f"the model's answer is nested {depth} levels deep; at most {MAX_DEPTH} are allowed"
+            f"the model's answer is nested {depth} levels deep; at most {_MAX_DEPTH} are allowed"
         )
 
 
@@ -83,7 +83,7 @@ def extract_json(text: str) -> dict[str, Any]:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidModelOutput("the model returned an empty answer")
-    check_answer(text)
+    _check_answer(text)
     stripped = text.strip()
     try:
         value = json.loads(stripped)

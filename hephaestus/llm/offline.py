@@ -80,7 +80,7 @@ class OfflineProvider:
         blocked = set(payload.get("blocked_objectives") or [])
         candidates = [
             o
-            for path, text in sorted((payload.get("sources") or {}).items())
+            for path, text in sorted(_not_tests(payload, "sources").items())
             for o in find_opportunities(path, text)
             if o.objective not in blocked
         ]
@@ -99,7 +99,7 @@ class OfflineProvider:
     # architect ---------------------------------------------------------------------------
     def _plan(self, payload: dict[str, Any]) -> dict[str, Any]:
         objective = payload.get("objective") or {}
-        match = _match(objective, payload.get("files") or {})
+        match = _match(objective, _not_tests(payload, "files"))
         if match is None:
             return {
                 "analysis": "the offline provider found no mechanical change for "
@@ -129,6 +129,13 @@ class OfflineProvider:
                 return {"strategy": name, "rationale": f"validate with {', '.join(steps)}"}
         default = payload.get("default_strategy")
         return {"strategy": default, "rationale": "the configured default"}
+
+
+def _not_tests(payload: dict[str, Any], key: str) -> dict[str, str]:
+    """The files under ``key`` that the prompt's manifest does not mark as tests."""
+    listed = (payload.get("manifest") or {}).get("files") or []
+    tests = {f.get("path") for f in listed if isinstance(f, dict) and f.get("test")}
+    return {path: text for path, text in (payload.get(key) or {}).items() if path not in tests}
 
 
 def _match(objective: dict[str, Any], files: dict[str, str]) -> Opportunity | None:

@@ -73,7 +73,7 @@ class OpenAICompatibleProvider:
         self.server_address: str | None = url.host or None
         self.server_port: int | None = url.port or (443 if url.scheme == "https" else 80)
         self.local = config.local_server == "yes" or (
-            config.local_server == "auto" and is_loopback(url.host)
+            config.local_server == "auto" and _is_loopback(url.host)
         )
         self._config = config
         self._modes: dict[str, str] = {}
@@ -154,7 +154,7 @@ class OpenAICompatibleProvider:
             with self._client.stream(
                 "POST", "chat/completions", json=body, timeout=httpx.Timeout(limit)
             ) as response:
-                return read_capped(response, cap, model)
+                return _read_capped(response, cap, model)
         except httpx.TimeoutException as exc:
             raise self._timeout(model, limit, exc) from None
         except httpx.TransportError as exc:
@@ -219,7 +219,7 @@ class OpenAICompatibleProvider:
         )
 
 
-def is_loopback(host: str) -> bool:
+def _is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine (``localhost`` or a loopback address)."""
     if host.lower() in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
@@ -241,7 +241,7 @@ def _rejects_format(response: httpx.Response) -> bool:
     return any(word in text for word in _FORMAT_WORDS)
 
 
-def read_capped(response: httpx.Response, cap: int, model: str) -> httpx.Response:
+def _read_capped(response: httpx.Response, cap: int, model: str) -> httpx.Response:
     """``response`` read whole into a new response, or an error once it passes ``cap`` bytes."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:

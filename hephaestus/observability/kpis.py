@@ -22,7 +22,7 @@ SLO_PERIOD_HOURS = 30 * 24
 
 @dataclass(frozen=True)
 class Targets:
-    """The KPI targets of the improvement plan."""
+    """The KPI targets the rules, alerts and dashboards watch (docs/observability.md)."""
 
     success_ratio: float = 0.90
     """Share of cycles that commit a validated change (succeeded / all cycles)."""

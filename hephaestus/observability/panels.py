@@ -264,6 +264,6 @@ def dashboard(
         for panel in panels:
             board = board.with_panel(panel)
     model = board.build()
-    for number, panel in enumerate(model.panels or [], start=1):
-        panel.id_val = number
+    for number, built in enumerate(model.panels or [], start=1):
+        built.id_val = number
     return model

@@ -8,7 +8,7 @@ never quietly ask for a series the agent does not export.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import promql_parser
@@ -101,8 +101,8 @@ class _Names:
     grouping: set[str] = field(default_factory=set)
 
 
-def _collect(names: _Names) -> object:
-    def visit(node: object) -> bool:
+def _collect(names: _Names) -> Callable[[promql_parser.Expr], bool]:
+    def visit(node: promql_parser.Expr) -> bool:
         if isinstance(node, promql_parser.VectorSelector):
             matchers = [m.name for m in node.matchers.matchers]
             names.selectors.append((node.name, matchers))

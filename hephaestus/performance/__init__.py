@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hephaestus.agent.memory import Memory
+from hephaestus._exports import lazy_exports
 from hephaestus.performance.analyzer import PerformanceAnalyzer
 from hephaestus.performance.kpis import KPIS, evaluate, format_target, format_value
 from hephaestus.performance.measurements import Measurements, parse_window
-from hephaestus.performance.memory_source import from_memory
-from hephaestus.performance.prometheus_source import PrometheusError, PrometheusSource
+
+if TYPE_CHECKING:
+    from hephaestus.performance.memory_source import from_memory
+    from hephaestus.performance.prometheus_source import PrometheusError
 
 __all__ = [
     "KPIS",
@@ -30,8 +33,16 @@ __all__ = [
 ]
 
 
+# httpx and sqlite3 come with these: imported when asked for, not with the package
+__getattr__ = lazy_exports(
+    __name__, {"PrometheusError": "prometheus_source", "from_memory": "memory_source"}
+)
+
+
 def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
     """An analyzer reading the memory database at ``path`` (read-only)."""
+    from hephaestus.agent.memory import Memory
+    from hephaestus.performance.memory_source import from_memory
 
     def measure() -> Measurements:
         if not path.exists():  # never create a database just to read it
@@ -51,6 +62,7 @@ def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
 
 def prometheus_analyzer(url: str, window_s: float) -> PerformanceAnalyzer:
     """An analyzer querying the Prometheus server at ``url``."""
+    from hephaestus.performance.prometheus_source import PrometheusSource
 
     def measure() -> Measurements:
         source = PrometheusSource(url)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hephaestus.agent.models import AGENT_OF_STAGE
 from hephaestus.performance.kpis import AGENT_BUDGET_S, MIN_CYCLES, evaluate, overall_score
-from hephaestus.performance.measurements import AGENT_OF_STAGE, Measurements, TimeStat
+from hephaestus.performance.measurements import Measurements, TimeStat
 
 BOTTLENECK_SHARE = 0.25  # of all cycle time
 LLM_SHARE = 0.5
@@ -150,10 +151,11 @@ def slow_agent(m: Measurements) -> Recommendation | None:
     stages = {s: stat for s, stat in m.stages.items() if s in AGENT_OF_STAGE}
     slowest = _slowest(stages)
     stage, stat = slowest if slowest else ("-", TimeStat(0, 0, None))
+    agent = next((str(a) for s, a in AGENT_OF_STAGE.items() if s == stage), stage)
     return _recommend(
         "slow_agent",
         f"Agent response p95 is {m.agent_p95_s:.1f} s, over the {AGENT_BUDGET_S:g} s budget; "
-        f"the slowest is {AGENT_OF_STAGE.get(stage, stage)} (stage {stage}, p95 "
+        f"the slowest is {agent} (stage {stage}, p95 "
         f"{stat.p95_s or 0:.1f} s): give that role a faster model in llm.models",
         p95_s=m.agent_p95_s,
         stage=stage,

@@ -13,13 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Stages whose work is a model call, and the agent that answers in each.
-AGENT_OF_STAGE = {
-    "objective": "brain",
-    "plan": "architect",
-    "review": "code_reviewer",
-    "strategy": "maestro",
-}
+from hephaestus.agent.models import AGENT_OF_STAGE
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

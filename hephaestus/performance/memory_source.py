@@ -12,8 +12,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from hephaestus.agent.memory import Memory
-from hephaestus.performance.measurements import AGENT_OF_STAGE, Measurements, TimeStat, p95
+from hephaestus.agent import Memory
+from hephaestus.agent.models import AGENT_OF_STAGE
+from hephaestus.performance.measurements import Measurements, TimeStat, p95
 
 MAX_ROWS = 100_000
 
@@ -24,7 +25,7 @@ def from_memory(memory: Memory, window_s: float, now: float | None = None) -> Me
     start = now - window_s
     rows = memory.finished_since(start, MAX_ROWS)
     first = memory.first_started()
-    measured = measure_rows(rows, window_s, f"memory:{memory.path}")
+    measured = _measure_rows(rows, window_s, f"memory:{memory.path}")
     if first is not None:
         measured.observed_s = max(0.0, now - max(first, start))
     if len(rows) == MAX_ROWS:
@@ -32,7 +33,7 @@ def from_memory(memory: Memory, window_s: float, now: float | None = None) -> Me
     return measured
 
 
-def measure_rows(rows: list[dict[str, Any]], window_s: float, source: str) -> Measurements:
+def _measure_rows(rows: list[dict[str, Any]], window_s: float, source: str) -> Measurements:
     """Measurements of finished cycle rows, oldest first."""
     rows = [r for r in rows if r.get("outcome")]
     outcomes = Counter(r["outcome"] for r in rows)

@@ -1,4 +1,4 @@
-"""Resilience: stamina retries, circuit breakers, deadlines and fault injection."""
+"""Resilience: stamina retries, circuit breakers and deadlines."""
 
 from hephaestus.resilience.breaker import BreakerState, CircuitBreaker, Transition
 from hephaestus.resilience.retry import RetryPolicy, call_with_retries, retry

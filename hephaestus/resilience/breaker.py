@@ -21,6 +21,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from hephaestus.config import ResilienceConfig
+
+_DEFAULTS = ResilienceConfig()
+
 
 class BreakerState(enum.StrEnum):
     """The three states of a breaker (also the ``state`` metric label)."""
@@ -40,6 +44,14 @@ class Transition:
     failures: int
 
 
+TRANSITIONS = (
+    (BreakerState.CLOSED, BreakerState.OPEN),
+    (BreakerState.OPEN, BreakerState.HALF_OPEN),
+    (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+    (BreakerState.HALF_OPEN, BreakerState.OPEN),
+)
+"""Every move the state machine can make (the ``from_state``/``to_state`` label pairs)."""
+
 TransitionListener = Callable[[Transition], None]
 
 
@@ -50,8 +62,8 @@ class CircuitBreaker:
         self,
         name: str,
         *,
-        failure_threshold: int = 3,
-        reset_timeout: float = 30.0,
+        failure_threshold: int = _DEFAULTS.breaker_failure_threshold,
+        reset_timeout: float = _DEFAULTS.breaker_reset_timeout,
         clock: Callable[[], float] = time.monotonic,
         listeners: Iterable[TransitionListener] = (),
     ) -> None:

@@ -20,16 +20,19 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+_DEFAULTS = ResilienceConfig()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How one model call is retried; built from ``[resilience]``."""
+    """How one model call is retried; built from ``[resilience]``, with its defaults."""
 
-    attempts: int = 3
-    timeout: float = 60.0
-    wait_initial: float = 0.5
-    wait_max: float = 10.0
-    wait_jitter: float = 1.0
-    max_retry_after: float = 60.0
+    attempts: int = _DEFAULTS.retry_attempts
+    timeout: float = _DEFAULTS.retry_timeout
+    wait_initial: float = _DEFAULTS.retry_wait_initial
+    wait_max: float = _DEFAULTS.retry_wait_max
+    wait_jitter: float = _DEFAULTS.retry_wait_jitter
+    max_retry_after: float = _DEFAULTS.max_retry_after
 
     @classmethod
     def from_config(cls, config: ResilienceConfig) -> RetryPolicy:
@@ -75,32 +78,37 @@ def call_with_retries(
     **kwargs: Any,
 ) -> T:
     """Call ``fn(*args)`` under ``policy``; all attempts stay within ``timeout`` seconds."""
-    retrying = stamina.retry(
-        on=transient(policy.max_retry_after, deadline),
-        attempts=policy.attempts,
-        timeout=dt.timedelta(seconds=max(timeout, 0.001)),
+    retrying = retry(
+        max_attempts=policy.attempts,
+        exceptions=transient(policy.max_retry_after, deadline),
         wait_initial=policy.wait_initial,
         wait_max=policy.wait_max,
         wait_jitter=policy.wait_jitter,
+        timeout=max(timeout, 0.001),
     )
     return retrying(fn)(*args, **kwargs)
 
 
+RetryOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool | float]
+
+
 def retry(
-    max_attempts: int = 3,
+    max_attempts: int = _DEFAULTS.retry_attempts,
     backoff_factor: float = 2.0,
-    exceptions: type[Exception] | tuple[type[Exception], ...] = (Exception,),
+    exceptions: RetryOn = (Exception,),
     *,
-    wait_initial: float = 0.1,
-    wait_max: float = 5.0,
-    wait_jitter: float = 1.0,
-    timeout: float | None = 45.0,
+    wait_initial: float = _DEFAULTS.retry_wait_initial,
+    wait_max: float = _DEFAULTS.retry_wait_max,
+    wait_jitter: float = _DEFAULTS.retry_wait_jitter,
+    timeout: float | None = _DEFAULTS.retry_timeout,
 ) -> Callable[[Callable[P, T]], Callable[P, T]]:
     """Retry the decorated function (sync or async) on ``exceptions`` with exponential backoff.
 
-    A thin decorator over :func:`stamina.retry` with the improvement plan's parameter names:
-    ``backoff_factor`` is the base of the exponential backoff. Retries are instrumented
-    like every other stamina retry.
+    The decorator every retry of the agent goes through, model calls included, so each one
+    is counted in ``stamina_retries_total`` and seen by the on-retry hooks (span event, log
+    line). ``backoff_factor`` is the base of the exponential backoff; ``exceptions`` is an
+    exception type, a tuple of them, or a predicate that may return the seconds to wait
+    (see :func:`transient`). The other defaults are those of ``[resilience]``.
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -109,7 +117,7 @@ def retry(
     return stamina.retry(
         on=exceptions,
         attempts=max_attempts,
-        timeout=timeout,
+        timeout=None if timeout is None else dt.timedelta(seconds=timeout),
         wait_initial=wait_initial,
         wait_max=wait_max,
         wait_jitter=wait_jitter,

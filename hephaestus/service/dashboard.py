@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from hephaestus.agent.memory import MemoryStoreError
+from hephaestus.agent import MemoryStoreError
 from hephaestus.performance import evaluate, format_target, format_value, from_memory
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import ObjectiveQueue
@@ -63,7 +63,7 @@ class Dashboard:
         breakers = tuple(sorted((b.name, b.state.value) for b in runner.models.breakers.values()))
         return (
             self.monitor.cycles_run,
-            runner.in_cycle,
+            runner.guard.running,
             len(self.queue),
             self.monitor.stopping,
             breakers,
@@ -93,7 +93,7 @@ class Dashboard:
             "cycles_run": health["cycles_run"],
             "consecutive_failures": health["consecutive_failures"],
             "queue_depth": health["queue_depth"],
-            "in_cycle": self.monitor.runner.in_cycle,
+            "in_cycle": self.monitor.runner.guard.running,
             "open_breakers": health["open_breakers"],
             "breakers": llm.get("breakers", {}),
             "provider": llm.get("provider"),
@@ -124,7 +124,7 @@ class Dashboard:
     def index(self, _request: Any) -> Answer:
         """The page, rendered with the current document."""
         page = TEMPLATES.get_template("index.html").render(
-            doc=self.document(), chart=duration_chart(self.document()["cycles"])
+            doc=self.document(), chart=_duration_chart(self.document()["cycles"])
         )
         return 200, page, dict(HTML)
 
@@ -172,7 +172,7 @@ def _cycle(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def duration_chart(cycles: list[dict[str, Any]], width: int = 600, height: int = 120) -> list:
+def _duration_chart(cycles: list[dict[str, Any]], width: int = 600, height: int = 120) -> list:
     """Bars of the recent cycles' durations, oldest left: ``x, y, w, h, outcome, title``."""
     done = [c for c in reversed(cycles) if c["duration_s"] is not None]
     if not done:

@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hephaestus import telemetry
-from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.models import CORRELATION_ID_RULE, check_correlation_id
+from hephaestus.agent import CORRELATION_ID_RULE, MemoryStoreError, check_correlation_id
 from hephaestus.service.monitor import SystemMonitor
 from hephaestus.service.queue import (
     DuplicateCorrelationId,
@@ -49,6 +48,7 @@ class ServiceAPI:
     def __init__(self, monitor: SystemMonitor, queue: ObjectiveQueue) -> None:
         self.monitor = monitor
         self.queue = queue
+        self.render_metrics = telemetry.MetricsRenderer(monitor.runner.metrics.registry)
         self.routes: dict[str, dict[str, Callable[..., tuple[int, Any, dict[str, str]]]]] = {
             "/metrics": {"GET": self.metrics},
             "/healthz": {"GET": self.healthz},
@@ -60,7 +60,7 @@ class ServiceAPI:
 
     def metrics(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         """Prometheus text, or OpenMetrics with exemplars when the scraper accepts it."""
-        body, content_type = telemetry.render_metrics(request.headers.get("Accept"))
+        body, content_type = self.render_metrics(request.headers.get("Accept"))
         return 200, body, {"Content-Type": content_type}
 
     def healthz(self, _request: Request) -> tuple[int, Any, dict[str, str]]:
@@ -116,9 +116,7 @@ class ServiceAPI:
             raise HTTPError(
                 HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "30"}
             ) from None
-        _LOG.info(
-            "objective queued", extra={"correlation_id": correlation_id, "position": position}
-        )
+        telemetry.StructuredLogger(_LOG, correlation_id).info("objective queued", position=position)
         return 202, {"status": "queued", "correlation_id": correlation_id, "position": position}, {}
 
 

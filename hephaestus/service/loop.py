@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from hephaestus.agent.build import build_runner, span_file_path
-from hephaestus.agent.models import CycleAborted, CycleResult, Outcome
+from hephaestus.agent.models import CycleResult
 from hephaestus.agent.orchestrator import CycleRunner
 from hephaestus.config import Config
-from hephaestus.resilience.backoff import FailureBackoff
 from hephaestus.service.asgi import build_app
+from hephaestus.service.cycles import CycleRequest, run_cycles
 from hephaestus.service.dashboard import Dashboard
 from hephaestus.service.http import ServiceAPI
 from hephaestus.service.monitor import SystemMonitor
@@ -41,8 +41,6 @@ class Service:
         self.runner = runner
         self.interval = interval
         self.stop = GracefulShutdown(runner, grace)
-        resilience = runner.config.resilience
-        self.backoff = FailureBackoff(resilience.failure_backoff, resilience.failure_backoff_max)
         self.queue = ObjectiveQueue()
         self.monitor = SystemMonitor(runner)
         self.dashboard = Dashboard(self.monitor, self.queue)
@@ -88,29 +86,44 @@ class Service:
             },
         )
         try:
-            while not self.stop.event.is_set():
-                result = self._one_cycle()
-                pause = max(self.interval, self.backoff.after(result.outcome is Outcome.FAILED))
-                self.queue.wake.wait(pause if not len(self.queue) else 0)
-                self.queue.wake.clear()
-        except CycleAborted:
-            pass  # recorded as aborted by the runner; shut down
+            self._cycles()
         finally:
             self.http.stop()
             self.runner.close()
             _LOG.info("service stopped", extra={"signal": self.stop.signal_name})
         return 0
 
-    def _one_cycle(self) -> CycleResult:
-        queued = self.queue.pop()
-        result = self.runner.run_cycle(
-            objective=queued.objective if queued else None,
-            correlation_id=queued.correlation_id if queued else None,
+    def _cycles(self, count: int | None = None) -> None:
+        """Run ``count`` cycles (``None``: until stopped) through the one cycle loop."""
+        run_cycles(
+            self.runner,
+            self.stop.event,
+            next_request=self._next_request,
+            on_cycle=self._finished,
+            wait=self._wait,
+            cycles=count,
+            interval=self.interval,
         )
+
+    def _one_cycle(self) -> None:
+        """One cycle exactly as the loop runs it (tests drive the service this way)."""
+        self._cycles(1)
+
+    def _next_request(self, _number: int) -> CycleRequest:
+        queued = self.queue.pop()
+        if queued is None:
+            return CycleRequest()
+        return CycleRequest(queued.objective, queued.correlation_id)
+
+    def _finished(self, result: CycleResult) -> None:
         self.monitor.cycle_finished(result)
         if self.on_cycle is not None:
             self.on_cycle(result)
-        return result
+
+    def _wait(self, pause: float) -> None:
+        """Sleep ``pause`` seconds, less when an objective is queued or a stop is requested."""
+        self.queue.wake.wait(pause if not len(self.queue) else 0)
+        self.queue.wake.clear()
 
 
 def serve_forever(

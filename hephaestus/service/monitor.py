@@ -9,8 +9,34 @@ from typing import Any
 
 from hephaestus import __version__
 from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.models import CycleResult, Outcome
+from hephaestus.agent.models import CycleResult
 from hephaestus.agent.orchestrator import CycleRunner
+from hephaestus.agent.workspace import WorkspaceError, ensure_writable_dir
+from hephaestus.llm.client import RoleModels
+
+
+def llm_status(models: RoleModels) -> dict[str, Any]:
+    """Provider, models and breaker states for ``/api/health``.
+
+    ``error`` when a role has every breaker open (its stage would fail fast),
+    ``degraded`` when any breaker is open.
+    """
+    breakers = {b.name: b.state.value for b in models.breakers.values()}
+    status: dict[str, Any] = {
+        "status": "ok",
+        "provider": models.provider.name,
+        "models": list(models.all_models),
+        "breakers": breakers,
+    }
+    blocked = models.open_roles()
+    if blocked:
+        status |= {
+            "status": "error",
+            "reason": f"every circuit breaker is open for {', '.join(blocked)}",
+        }
+    elif "open" in breakers.values():
+        status["status"] = "degraded"
+    return status
 
 
 @dataclass
@@ -20,20 +46,20 @@ class SystemMonitor:
     runner: CycleRunner
     started_at: float = field(default_factory=time.time)
     cycles_run: int = 0
-    consecutive_failures: int = 0
     last: CycleResult | None = None
     stopping: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cycle_finished(self, result: CycleResult) -> None:
-        """Remember the latest cycle and the failure streak."""
+        """Remember the latest cycle."""
         with self._lock:
             self.cycles_run += 1
             self.last = result
-            if result.outcome is Outcome.FAILED:
-                self.consecutive_failures += 1
-            elif result.outcome is Outcome.SUCCEEDED:
-                self.consecutive_failures = 0
+
+    @property
+    def consecutive_failures(self) -> int:
+        """The runner's failure streak: what the gauge shows, resumed across restarts."""
+        return self.runner.streak.failures
 
     def components(self) -> dict[str, dict[str, Any]]:
         """Status of each part the service depends on (``ok`` or ``error`` with a reason)."""
@@ -41,7 +67,7 @@ class SystemMonitor:
             "memory": self._memory(),
             "repository": self._repository(),
             "workspace": self._workspace(),
-            "llm": self.runner.llm_status(),
+            "llm": llm_status(self.runner.models),
             "sandbox": self.runner.sandbox.status(),
         }
 
@@ -75,13 +101,10 @@ class SystemMonitor:
 
     def _workspace(self) -> dict[str, Any]:
         parent = self.runner.workspaces_dir
-        probe = parent / ".ready-probe"
         try:
-            parent.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            return {"status": "error", "reason": f"{parent} is not writable ({exc.strerror})"}
+            ensure_writable_dir(parent)
+        except WorkspaceError as exc:
+            return {"status": "error", "reason": str(exc)}
         return {"status": "ok", "path": str(parent)}
 
     def health(self, queue_depth: int = 0) -> dict[str, Any]:

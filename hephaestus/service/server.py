@@ -104,7 +104,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conn = _Connection(h11.SERVER, self.limits.max_head_bytes)
+        self.guarded_conn = _Connection(h11.SERVER, self.limits.max_head_bytes)
+        self.conn = self.guarded_conn
         self._read_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -158,7 +159,7 @@ class GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """Answer a request h11 could not parse with the most precise status, then close."""
         status, message = _unreadable(
-            self.conn.error, self.conn.line_length, self.limits.max_head_bytes
+            self.guarded_conn.error, self.guarded_conn.line_length, self.limits.max_head_bytes
         )
         self.transport.write(_raw_response(status, message))
         self.transport.close()

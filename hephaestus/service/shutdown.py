@@ -56,7 +56,7 @@ class GracefulShutdown:
             self._abort(f"second {name}")
             return
         self.request(name)
-        if self.runner.in_cycle:
+        if self.runner.guard.running:
             if self.grace <= 0:
                 self._abort(name)
             else:
@@ -66,9 +66,10 @@ class GracefulShutdown:
         self._abort("grace period over")
 
     def _abort(self, why: str) -> None:
-        if not self.runner.in_cycle:
+        guard = self.runner.guard
+        if not guard.running:
             return
-        if self.runner.in_critical:  # never cut a fast-forward short; try again shortly
+        if guard.critical:  # never cut a fast-forward short; try again shortly
             signal.setitimer(signal.ITIMER_REAL, _RETRY_CRITICAL)
             return
         _LOG.warning("aborting the running cycle", extra={"why": why})

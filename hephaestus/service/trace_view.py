@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 
-from hephaestus.agent.memory import MemoryStoreError
-from hephaestus.agent.orchestrator import CycleRunner
+from hephaestus.agent import CycleRunner, MemoryStoreError
 from hephaestus.service.dashboard import HTML, TEMPLATES, Answer
 from hephaestus.service.http import HTTPError
 from hephaestus.telemetry.logs import CycleLogBuffer
-from hephaestus.telemetry.traces import (
+from hephaestus.telemetry.trace_lookup import (
     TraceNotFound,
     jaeger_trace,
     local_trace,
@@ -65,6 +64,7 @@ class TraceView:
         return 200, self._render(row, spans, problem), dict(HTML)
 
     def _spans(self, trace_id: str, any_id: str) -> tuple[list[dict[str, Any]], str | None]:
+        problem: str | None
         try:
             if trace_id:
                 spans = spans_of_trace(self.span_file, trace_id)

@@ -1,21 +1,26 @@
 """The metrics catalog: every metric Hephaestus exposes, declared once.
 
 Instrumentation, the dashboards and the alert rules all read this module; nothing else
-creates metrics. Metrics live on prometheus-client's default registry (as in
-client_python's own examples), where stamina's ``stamina_retries_total`` also lives.
+creates metrics. :class:`Metrics` registers them on a registry: prometheus-client's
+default one unless another is given (as client_python's ``registry=``), where stamina's
+``stamina_retries_total`` also lives.
 Label values are bounded: enums, or model names taken from config.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import stamina.instrumentation
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.registry import CollectorRegistry
 
 from hephaestus import __version__
+
+# ``*_created`` series would double the exposition; no rule or dashboard reads them
+disable_created_metrics()
 
 Kind = Literal["counter", "gauge", "histogram"]
 
@@ -159,16 +164,28 @@ CATALOG: tuple[MetricSpec, ...] = (
 SPECS = {spec.name: spec for spec in CATALOG}
 
 
-def _create(spec: MetricSpec, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
-    if spec.kind == "counter":
-        return Counter(spec.name.removesuffix("_total"), spec.help, spec.labels, registry=registry)
-    if spec.kind == "gauge":
-        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
-    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
+def _counter(name: str, registry: CollectorRegistry) -> Counter:
+    spec = SPECS[name]
+    assert spec.kind == "counter", name
+    return Counter(name.removesuffix("_total"), spec.help, spec.labels, registry=registry)
 
 
-def _stamina_counter() -> Counter:
-    """Stamina creates ``stamina_retries_total`` on the default registry; make it exist now."""
+def _gauge(name: str, registry: CollectorRegistry) -> Gauge:
+    spec = SPECS[name]
+    assert spec.kind == "gauge", name
+    return Gauge(name, spec.help, spec.labels, registry=registry)
+
+
+def _histogram(name: str, registry: CollectorRegistry) -> Histogram:
+    spec = SPECS[name]
+    assert spec.kind == "histogram" and spec.buckets, name
+    return Histogram(name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
+
+
+def _retries(registry: CollectorRegistry) -> Counter:
+    """Stamina's own ``stamina_retries_total`` on the default registry; ours on another one."""
+    if registry is not REGISTRY:
+        return _counter("stamina_retries_total", registry)
     counter = stamina.instrumentation.get_prometheus_counter()
     if counter is None:  # hooks were replaced: put stamina's Prometheus hook back
         stamina.instrumentation.set_on_retry_hooks(None)
@@ -177,30 +194,55 @@ def _stamina_counter() -> Counter:
     return counter
 
 
-def _instruments() -> dict[str, Counter | Gauge | Histogram]:
-    made: dict[str, Counter | Gauge | Histogram] = {}
-    for spec in CATALOG:
-        made[spec.name] = (
-            _stamina_counter() if spec.name == "stamina_retries_total" else _create(spec, REGISTRY)
+class Metrics:
+    """Every metric of the catalog, registered on one registry.
+
+    Like prometheus-client's own ``registry=`` parameter: the default registry is the
+    default (:func:`default_metrics`), and a test or a benchmark passes its own.
+    """
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        self.cycles = _counter("hephaestus_cycles_total", registry)
+        self.cycle_duration = _histogram("hephaestus_cycle_duration_seconds", registry)
+        self.stage_duration = _histogram("hephaestus_stage_duration_seconds", registry)
+        self.agent_response = _histogram("hephaestus_agent_response_seconds", registry)
+        self.genai_duration = _histogram("gen_ai_client_operation_duration_seconds", registry)
+        self.genai_tokens = _histogram("gen_ai_client_token_usage", registry)
+        self.retries = _retries(registry)
+        self.breaker_state = _gauge("hephaestus_circuit_breaker_state", registry)
+        self.breaker_transitions = _counter(
+            "hephaestus_circuit_breaker_transitions_total", registry
         )
-    return made
+        self.recovery = _histogram("hephaestus_recovery_seconds", registry)
+        self.consecutive_failures = _gauge("hephaestus_consecutive_failures", registry)
+        self.validation_tests = _counter("hephaestus_validation_tests_total", registry)
+        self.export_failures = _counter("hephaestus_telemetry_export_failures_total", registry)
+        self.build_info = _gauge("hephaestus_build_info", registry)
+        self.build_info.labels(version=__version__).set(1)
+
+    def by_name(self) -> dict[str, Counter | Gauge | Histogram]:
+        """Each metric under its catalog (exposition) name."""
+        metrics: tuple[Counter | Gauge | Histogram, ...] = (
+            self.cycles,
+            self.cycle_duration,
+            self.stage_duration,
+            self.agent_response,
+            self.genai_duration,
+            self.genai_tokens,
+            self.retries,
+            self.breaker_state,
+            self.breaker_transitions,
+            self.recovery,
+            self.consecutive_failures,
+            self.validation_tests,
+            self.export_failures,
+            self.build_info,
+        )
+        return {spec.name: metric for spec, metric in zip(CATALOG, metrics, strict=True)}
 
 
-INSTRUMENTS = _instruments()
-
-CYCLES: Counter = INSTRUMENTS["hephaestus_cycles_total"]  # type: ignore[assignment]
-CYCLE_DURATION: Histogram = INSTRUMENTS["hephaestus_cycle_duration_seconds"]  # type: ignore[assignment]
-STAGE_DURATION: Histogram = INSTRUMENTS["hephaestus_stage_duration_seconds"]  # type: ignore[assignment]
-AGENT_RESPONSE: Histogram = INSTRUMENTS["hephaestus_agent_response_seconds"]  # type: ignore[assignment]
-GENAI_DURATION: Histogram = INSTRUMENTS["gen_ai_client_operation_duration_seconds"]  # type: ignore[assignment]
-GENAI_TOKENS: Histogram = INSTRUMENTS["gen_ai_client_token_usage"]  # type: ignore[assignment]
-RETRIES: Counter = INSTRUMENTS["stamina_retries_total"]  # type: ignore[assignment]
-BREAKER_STATE: Gauge = INSTRUMENTS["hephaestus_circuit_breaker_state"]  # type: ignore[assignment]
-BREAKER_TRANSITIONS: Counter = INSTRUMENTS["hephaestus_circuit_breaker_transitions_total"]  # type: ignore[assignment]
-RECOVERY: Histogram = INSTRUMENTS["hephaestus_recovery_seconds"]  # type: ignore[assignment]
-CONSECUTIVE_FAILURES: Gauge = INSTRUMENTS["hephaestus_consecutive_failures"]  # type: ignore[assignment]
-VALIDATION_TESTS: Counter = INSTRUMENTS["hephaestus_validation_tests_total"]  # type: ignore[assignment]
-EXPORT_FAILURES: Counter = INSTRUMENTS["hephaestus_telemetry_export_failures_total"]  # type: ignore[assignment]
-BUILD_INFO: Gauge = INSTRUMENTS["hephaestus_build_info"]  # type: ignore[assignment]
-
-BUILD_INFO.labels(version=__version__).set(1)
+@functools.cache
+def default_metrics() -> Metrics:
+    """The catalog on prometheus-client's default registry, created once."""
+    return Metrics(REGISTRY)

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ddsketch import LogCollapsingLowestDenseDDSketch
+from prometheus_client import Counter, Histogram
 
-from hephaestus.telemetry import catalog
+from hephaestus.telemetry.catalog import SPECS, Metrics, default_metrics
 
 OVERFLOW = "collector_overflow"
 _LOG = logging.getLogger("hephaestus.telemetry.collector")
@@ -60,7 +61,7 @@ class _Series:
             "min": self.minimum,
             "max": self.maximum,
             "latest": self.latest,
-            "p95": float(self.sketch.get_quantile_value(0.95)),
+            "p95": float(self.sketch.get_quantile_value(0.95) or 0.0),
         }
 
 
@@ -78,6 +79,7 @@ class MetricsCollector:
     relative_accuracy: float = 0.01
     bin_limit: int = 1024
     feed_catalog: bool = True
+    metrics: Metrics | None = None  # the catalog fed; default: on the default registry
     clock: Callable[[], float] = time.perf_counter
     _series: dict[SeriesKey, _Series] = field(default_factory=dict, repr=False)
     _timers: collections.OrderedDict[str, tuple[SeriesKey, float]] = field(
@@ -130,7 +132,7 @@ class MetricsCollector:
 
     def _record(self, key: SeriesKey, value: float) -> None:
         if self.feed_catalog:
-            _feed_catalog(key, value)
+            _feed_catalog(self.metrics or default_metrics(), key, value)
         with self._lock:
             series = self._series.get(key)
             if series is None:
@@ -187,9 +189,9 @@ def _label(key: SeriesKey) -> str:
     return f"{name}{{{','.join(f'{k}={v}' for k, v in tags)}}}" if tags else name
 
 
-def _feed_catalog(key: SeriesKey, value: float) -> None:
+def _feed_catalog(metrics: Metrics, key: SeriesKey, value: float) -> None:
     name, tags = key
-    spec = catalog.SPECS.get(name)
+    spec = SPECS.get(name)
     if spec is None or name == "stamina_retries_total":
         return
     if set(dict(tags)) != set(spec.labels):
@@ -197,11 +199,10 @@ def _feed_catalog(key: SeriesKey, value: float) -> None:
             f"{name} is a catalog metric with labels ({', '.join(spec.labels) or 'none'}); "
             f"tags {sorted(dict(tags))} do not match"
         )
-    metric = catalog.INSTRUMENTS[name]
-    target = metric.labels(**dict(tags)) if tags else metric
-    if spec.kind == "histogram":
-        target.observe(value)  # type: ignore[union-attr]
-    elif spec.kind == "counter":
-        target.inc(value)  # type: ignore[union-attr]
+    metric = metrics.by_name()[name]
+    if isinstance(metric, Histogram):
+        (metric.labels(**dict(tags)) if tags else metric).observe(value)
+    elif isinstance(metric, Counter):
+        (metric.labels(**dict(tags)) if tags else metric).inc(value)
     else:
-        target.set(value)  # type: ignore[union-attr]
+        (metric.labels(**dict(tags)) if tags else metric).set(value)

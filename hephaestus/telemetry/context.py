@@ -18,11 +18,6 @@ stage_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-def current_correlation_id() -> str | None:
-    """The correlation id of the cycle running in this context, if any."""
-    return correlation_id_var.get()
-
-
 @contextlib.contextmanager
 def cycle_context(correlation_id: str) -> Iterator[None]:
     """Set the correlation id for everything inside the block."""

@@ -7,40 +7,37 @@ and a structured log line carrying the cycle's correlation id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import stamina.instrumentation
+from prometheus_client import REGISTRY
 from stamina.instrumentation import RetryDetails
 
-from hephaestus.telemetry import catalog
-from hephaestus.telemetry.instrument import add_event
+from hephaestus.resilience.breaker import TRANSITIONS, BreakerState
+from hephaestus.telemetry.catalog import Metrics
+from hephaestus.telemetry.instrument import add_event, error_type
 
-BREAKER_STATES = ("closed", "open", "half_open")
-RETRIED_CALLABLE = "hephaestus.llm.client.RoleModels._attempt"
-TRANSIENT_ERROR_TYPES = tuple(
-    f"hephaestus.llm.base.{name}"
-    for name in ("LLMTimeout", "LLMConnectionError", "LLMRateLimited", "LLMServerError")
-)
+BREAKER_STATES = tuple(state.value for state in BreakerState)
 _LOG = logging.getLogger("hephaestus.resilience")
 
 
-def declare_breaker(name: str) -> None:
+def declare_breaker(metrics: Metrics, name: str) -> None:
     """Show a new breaker as closed (one-hot) with zero transitions of each kind."""
     for state in BREAKER_STATES:
-        catalog.BREAKER_STATE.labels(breaker=name, state=state).set(1 if state == "closed" else 0)
-    for from_state, to_state in (
-        ("closed", "open"),
-        ("open", "half_open"),
-        ("half_open", "closed"),
-        ("half_open", "open"),
-    ):
-        catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state, to_state=to_state)
+        metrics.breaker_state.labels(breaker=name, state=state).set(
+            1 if state == BreakerState.CLOSED else 0
+        )
+    for from_state, to_state in TRANSITIONS:
+        metrics.breaker_transitions.labels(breaker=name, from_state=from_state, to_state=to_state)
 
 
-def breaker_transition(name: str, from_state: str, to_state: str, failures: int) -> None:
+def breaker_transition(
+    metrics: Metrics, name: str, from_state: str, to_state: str, failures: int
+) -> None:
     """Record a transition: one-hot gauge, counter, span event and a log line."""
     for state in BREAKER_STATES:
-        catalog.BREAKER_STATE.labels(breaker=name, state=state).set(1 if state == to_state else 0)
-    catalog.BREAKER_TRANSITIONS.labels(breaker=name, from_state=from_state, to_state=to_state).inc()
+        metrics.breaker_state.labels(breaker=name, state=state).set(1 if state == to_state else 0)
+    metrics.breaker_transitions.labels(breaker=name, from_state=from_state, to_state=to_state).inc()
     attributes = {
         "hephaestus.breaker": name,
         "hephaestus.breaker.from_state": from_state,
@@ -48,7 +45,7 @@ def breaker_transition(name: str, from_state: str, to_state: str, failures: int)
         "hephaestus.breaker.failures": failures,
     }
     add_event("circuit_breaker.transition", attributes)
-    level = logging.WARNING if to_state == "open" else logging.INFO
+    level = logging.WARNING if to_state == BreakerState.OPEN else logging.INFO
     _LOG.log(
         level,
         "circuit breaker transition",
@@ -63,14 +60,13 @@ def breaker_transition(name: str, from_state: str, to_state: str, failures: int)
 
 def on_retry(details: RetryDetails) -> None:
     """Stamina hook: a span event on the current (``chat``) span and a log line."""
-    cause = details.caused_by
-    error_type = getattr(cause, "error_type", None) or type(cause).__name__
+    kind = error_type(details.caused_by)
     add_event(
         "retry",
         {
             "retry.attempt": details.retry_num,
             "retry.wait_seconds": details.wait_for,
-            "error.type": error_type,
+            "error.type": kind,
             "retry.callable": details.name,
         },
     )
@@ -80,17 +76,53 @@ def on_retry(details: RetryDetails) -> None:
             "retry_num": details.retry_num,
             "wait_s": round(details.wait_for, 3),
             "waited_s": round(details.waited_so_far, 3),
-            "error.type": error_type,
+            "error.type": kind,
             "callable": details.name,
         },
     )
 
 
-def install_retry_hooks() -> None:
-    """Stamina's own Prometheus hook (``stamina_retries_total``) plus :func:`on_retry`."""
-    stamina.instrumentation.set_on_retry_hooks(
-        [stamina.instrumentation.PrometheusOnRetryHook, on_retry]
-    )
-    counter = stamina.instrumentation.get_prometheus_counter()
-    for error_type in TRANSIENT_ERROR_TYPES:  # zero series, so dashboards show "no retries"
-        counter.labels(callable=RETRIED_CALLABLE, retry_num="1", error_type=error_type)
+def install_retry_hooks(metrics: Metrics) -> None:
+    """Stamina's own Prometheus hook (``stamina_retries_total``) plus :func:`on_retry`.
+
+    Stamina's hooks are its own process-wide setting; a registry other than the default
+    one gets its own count of retries as well.
+    """
+    hooks: list[stamina.instrumentation.RetryHook | stamina.instrumentation.RetryHookFactory] = [
+        stamina.instrumentation.PrometheusOnRetryHook,
+        on_retry,
+    ]
+    if metrics.registry is not REGISTRY:
+        hooks.append(_RetryCounter(metrics))
+    stamina.instrumentation.set_on_retry_hooks(hooks)
+
+
+class _RetryCounter:
+    """Counts retries into another registry's ``stamina_retries_total``, as stamina does."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.retries = metrics.retries
+
+    def __call__(self, details: RetryDetails) -> None:
+        self.retries.labels(
+            callable=details.name,
+            retry_num=str(details.retry_num),
+            error_type=qualified_name(type(details.caused_by)),
+        ).inc()
+
+
+def qualified_name(obj: object) -> str:
+    """How stamina names a retried callable or an exception type in its labels."""
+    name = getattr(obj, "__qualname__", None) or "<unnamed object>"
+    module = getattr(obj, "__module__", None) or "<unknown module>"
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def declare_retries(metrics: Metrics, callable_name: str, error_types: Iterable[str]) -> None:
+    """Create ``callable_name``'s first-retry series at zero, so dashboards show "no retries".
+
+    Names are spelled the way stamina labels them: ``module.qualname`` of the retried
+    callable and of each exception type it is retried on.
+    """
+    for kind in error_types:
+        metrics.retries.labels(callable=callable_name, retry_num="1", error_type=kind)

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from hephaestus.telemetry.encoding import fast_encoder
 
 T = TypeVar("T")
 
@@ -59,18 +61,21 @@ class Coalescer(Generic[T]):
             return flight.result
 
 
-_ENCODERS: dict[str, Callable[..., bytes]] = {}  # content type -> encoder: a handful of formats
+class MetricsRenderer:
+    """Renders one registry for ``/metrics``: Prometheus text, or OpenMetrics when asked."""
 
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.registry = registry
+        # content type -> encoder: a handful of formats, each encoder remembering its series
+        self._encoders: dict[str, Callable[..., bytes]] = {}
+        self._renders: Coalescer[tuple[bytes, str]] = Coalescer(self._render)
 
-def _render(content_type: str) -> tuple[bytes, str]:
-    return _ENCODERS[content_type](REGISTRY), content_type
+    def _render(self, content_type: str) -> tuple[bytes, str]:
+        return self._encoders[content_type](self.registry), content_type
 
-
-_RENDERS: Coalescer[tuple[bytes, str]] = Coalescer(_render)
-
-
-def render_metrics(accept: str | None) -> tuple[bytes, str]:
-    """The default registry as Prometheus text, or OpenMetrics (with exemplars) when asked."""
-    encoder, content_type = choose_encoder(accept or "")
-    _ENCODERS[content_type] = encoder
-    return _RENDERS(content_type)
+    def __call__(self, accept: str | None) -> tuple[bytes, str]:
+        """The registry in the format ``accept`` prefers (OpenMetrics carries exemplars)."""
+        encoder, content_type = choose_encoder(accept or "")
+        if content_type not in self._encoders:
+            self._encoders[content_type] = fast_encoder(encoder) or encoder
+        return self._renders(content_type)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from hephaestus.telemetry.catalog import EXPORT_FAILURES
+from hephaestus.telemetry.catalog import Metrics, default_metrics
 
 _LOG = logging.getLogger("hephaestus.telemetry")
 
@@ -31,11 +31,15 @@ class CountingExporter(SpanExporter):
     """
 
     def __init__(
-        self, inner: SpanExporter, signal: str = "traces", attempt_timeout: float = math.inf
+        self,
+        inner: SpanExporter,
+        signal: str = "traces",
+        metrics: Metrics | None = None,
+        attempt_timeout: float = math.inf,
     ) -> None:
         self.inner = inner
         self.attempt_timeout = attempt_timeout
-        self._failures = EXPORT_FAILURES.labels(signal=signal)
+        self._failures = (metrics or default_metrics()).export_failures.labels(signal=signal)
         self._lock = threading.Lock()
         self._attempt_started: float | None = None
         self._answered = False

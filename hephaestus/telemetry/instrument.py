@@ -1,8 +1,8 @@
 """Small helpers the agent calls: one context manager per cycle, stage, model call and tool run.
 
-Each helper opens the span that docs/observability.md describes, records the matching
-metrics with an exemplar pointing at that span, and sets the log context, so the agent's
-code stays free of OpenTelemetry and prometheus-client.
+Each helper, a method of :class:`Instruments`, opens the span that docs/observability.md
+describes, records the matching metrics with an exemplar pointing at that span, and sets
+the log context, so the agent's code stays free of OpenTelemetry and prometheus-client.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +23,96 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.propagate import inject
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from hephaestus.telemetry import catalog
+from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.context import cycle_context, stage_context
-from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, read_span_file
-from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV
+from hephaestus.telemetry.spanfile import read_span_file
 
 OTHER_MODEL = "other"
+Relay = Callable[[Iterable[dict[str, Any]]], int]
 
 
-@dataclass
-class _State:
-    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("hephaestus"))
+def error_type(exc: BaseException) -> str:
+    """The low-cardinality ``error.type`` of ``exc``: its own, or its class name."""
+    return getattr(exc, "error_type", None) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """The tracer and metrics one runner records into, and what it may record.
+
+    Built by :func:`~hephaestus.telemetry.setup_telemetry` and passed to whatever opens
+    spans (the way the OpenTelemetry SDK takes ``tracer_provider=``): two runners in one
+    process each keep their own tracer. :meth:`default` records through the global
+    OpenTelemetry API into the default registry.
+
+    ``models`` bounds the model label; ``relay`` hands spans recorded inside tool
+    subprocesses to our exporters (without it, tool runs are not traced from the inside).
+    """
+
+    tracer: Tracer
+    metrics: Metrics
     capture_content: bool = False
     models: frozenset[str] = frozenset()
-    failure_streak: int = 0
-    streak_started: float | None = None
-    relay: Callable[[Iterable[dict[str, Any]]], int] | None = None
+    relay: Relay | None = None
 
+    @classmethod
+    def default(cls) -> Instruments:
+        """The global OpenTelemetry tracer and the catalog on the default registry."""
+        return cls(trace.get_tracer("hephaestus"), default_metrics())
 
-STATE = _State()
+    def cycle_span(self, correlation_id: str, cycle_number: int) -> ContextManager[CycleSpan]:
+        """Open ``invoke_workflow hephaestus.cycle`` as a new trace, with the id in baggage."""
+        return _cycle_span(self.tracer, correlation_id, cycle_number)
 
+    def record_cycle(
+        self,
+        outcome: str,
+        reason: str,
+        duration: float,
+        span: CycleSpan,
+        *,
+        failures: int,
+        recovered_after: float | None = None,
+    ) -> None:
+        """Count the cycle, observe its duration, and show the failure streak.
 
-def configure(
-    tracer: Tracer,
-    *,
-    capture_content: bool,
-    models: Sequence[str],
-    relay: Callable[[Iterable[dict[str, Any]]], int] | None = None,
-) -> None:
-    """Use ``tracer`` for every span; bound the model label to ``models``.
+        ``failures`` is the streak after this cycle; ``recovered_after`` the seconds from
+        the first failure of the streak this success ended (MTTR), if it ended one.
+        """
+        sample = exemplar(span.span)
+        metrics = self.metrics
+        metrics.cycles.labels(outcome=outcome, reason=reason).inc(exemplar=sample)
+        metrics.cycle_duration.labels(outcome=outcome).observe(max(0.0, duration), exemplar=sample)
+        if recovered_after is not None:
+            metrics.recovery.observe(recovered_after, exemplar=sample)
+        metrics.consecutive_failures.set(failures)
 
-    ``relay`` hands spans recorded inside tool subprocesses to our exporters; without it,
-    tool runs are not traced from the inside.
-    """
-    STATE.tracer = tracer
-    STATE.capture_content = capture_content
-    STATE.models = frozenset(models)
-    STATE.relay = relay
+    def failure_streak(self, failures: int) -> None:
+        """Show a failure streak resumed from memory after a restart."""
+        self.metrics.consecutive_failures.set(failures)
+
+    def stage_span(self, stage: str, agent: str | None = None) -> ContextManager[Span]:
+        """``invoke_agent {agent}`` for LLM-backed stages, ``hephaestus.{stage}`` otherwise."""
+        return _stage_span(self, stage, agent)
+
+    def chat_span(
+        self,
+        provider: str,
+        model: str,
+        server_address: str | None = None,
+        server_port: int | None = None,
+    ) -> ContextManager[ChatCall]:
+        """``chat {model}`` (CLIENT) with the GenAI attributes and the duration metric."""
+        return _chat_span(self, provider, model, server_address, server_port)
+
+    def tool_span(self, tool: str) -> ContextManager[ToolRun]:
+        """``execute_tool {tool}`` around a subprocess run."""
+        return _tool_span(self, tool)
+
+    def model_label(self, model: str) -> str:
+        """``model`` when configured, else ``other``: the label's values stay bounded."""
+        return model if model in self.models else OTHER_MODEL
 
 
 def exemplar(span: Span | None = None) -> dict[str, str] | None:
@@ -72,10 +126,13 @@ def exemplar(span: Span | None = None) -> dict[str, str] | None:
     }
 
 
-def _mark_error(span: Span, exc: BaseException, error_type: str) -> None:
+def _mark_error(span: Span, exc: BaseException) -> str:
+    """Record ``exc`` on ``span`` (status ERROR, ``error.type``); return the error type."""
+    kind = error_type(exc)
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-    span.set_attribute("error.type", error_type)
+    span.set_attribute("error.type", kind)
+    return kind
 
 
 @dataclass
@@ -102,14 +159,13 @@ class CycleSpan:
 
 
 @contextlib.contextmanager
-def cycle_span(correlation_id: str, cycle_number: int) -> Iterator[CycleSpan]:
-    """Open ``invoke_workflow hephaestus.cycle`` as a new trace, with the id in baggage."""
+def _cycle_span(tracer: Tracer, correlation_id: str, cycle_number: int) -> Iterator[CycleSpan]:
     ctx = baggage.set_baggage(CORRELATION_ATTRIBUTE, correlation_id, context.Context())
     token = context.attach(ctx)
     try:
         with (
             cycle_context(correlation_id),
-            STATE.tracer.start_as_current_span(
+            tracer.start_as_current_span(
                 "invoke_workflow hephaestus.cycle",
                 kind=SpanKind.INTERNAL,
                 attributes={
@@ -126,40 +182,8 @@ def cycle_span(correlation_id: str, cycle_number: int) -> Iterator[CycleSpan]:
         context.detach(token)
 
 
-def resume_failure_streak(failures: int, started_at: float | None) -> None:
-    """Continue a failure streak recorded before a restart, so MTTR spans the restart."""
-    STATE.failure_streak = failures
-    STATE.streak_started = started_at if failures else None
-    catalog.CONSECUTIVE_FAILURES.set(failures)
-
-
-def record_cycle(
-    outcome: str, reason: str, started_at: float, finished_at: float, span: CycleSpan
-) -> None:
-    """Count the cycle, observe its duration and update the failure streak (MTTR).
-
-    A success that ends a streak of failed cycles observes ``hephaestus_recovery_seconds``:
-    from the start of the streak's first failed cycle to the end of this one.
-    """
-    sample = exemplar(span.span)
-    catalog.CYCLES.labels(outcome=outcome, reason=reason).inc(exemplar=sample)
-    catalog.CYCLE_DURATION.labels(outcome=outcome).observe(
-        max(0.0, finished_at - started_at), exemplar=sample
-    )
-    if outcome == "failed":
-        if STATE.failure_streak == 0:
-            STATE.streak_started = started_at
-        STATE.failure_streak += 1
-    elif outcome == "succeeded":
-        if STATE.failure_streak and STATE.streak_started is not None:
-            catalog.RECOVERY.observe(finished_at - STATE.streak_started, exemplar=sample)
-        STATE.failure_streak, STATE.streak_started = 0, None
-    catalog.CONSECUTIVE_FAILURES.set(STATE.failure_streak)
-
-
 @contextlib.contextmanager
-def stage_span(stage: str, agent: str | None = None) -> Iterator[Span]:
-    """``invoke_agent {agent}`` for LLM-backed stages, ``hephaestus.{stage}`` for the others."""
+def _stage_span(instruments: Instruments, stage: str, agent: str | None) -> Iterator[Span]:
     name = f"invoke_agent {agent}" if agent else f"hephaestus.{stage}"
     attributes: dict[str, Any] = {"hephaestus.stage": stage}
     if agent:
@@ -168,7 +192,7 @@ def stage_span(stage: str, agent: str | None = None) -> Iterator[Span]:
     outcome = "ok"
     with (
         stage_context(stage),
-        STATE.tracer.start_as_current_span(
+        instruments.tracer.start_as_current_span(
             name, attributes=attributes, record_exception=False, set_status_on_exception=False
         ) as span,
     ):
@@ -178,16 +202,17 @@ def stage_span(stage: str, agent: str | None = None) -> Iterator[Span]:
             outcome = _stage_outcome(exc)
             span.set_attribute("hephaestus.stage.outcome", outcome)
             if outcome != "rejected":  # a decision not to change anything is not an error
-                _mark_error(span, exc, getattr(exc, "error_type", None) or type(exc).__name__)
+                _mark_error(span, exc)
             raise
         finally:
             elapsed = time.perf_counter() - started
             sample = exemplar(span)
-            catalog.STAGE_DURATION.labels(stage=stage, outcome=outcome).observe(
+            metrics = instruments.metrics
+            metrics.stage_duration.labels(stage=stage, outcome=outcome).observe(
                 elapsed, exemplar=sample
             )
             if agent:
-                catalog.AGENT_RESPONSE.labels(agent=agent).observe(elapsed, exemplar=sample)
+                metrics.agent_response.labels(agent=agent).observe(elapsed, exemplar=sample)
 
 
 def _stage_outcome(exc: BaseException) -> str:
@@ -209,6 +234,7 @@ class ChatCall:
     span: Span
     provider: str
     model: str
+    instruments: Instruments
 
     def completed(
         self,
@@ -234,7 +260,7 @@ class ChatCall:
         if response_format:
             span.set_attribute("hephaestus.response_format", response_format)
         prompt = json.dumps([{"role": m.role, "content": m.content} for m in messages])
-        if STATE.capture_content:
+        if self.instruments.capture_content:
             span.set_attribute("gen_ai.input.messages", prompt)
             span.set_attribute(
                 "gen_ai.output.messages", json.dumps([{"role": "assistant", "content": text}])
@@ -244,31 +270,34 @@ class ChatCall:
             span.set_attribute("hephaestus.prompt.length", len(prompt))
             span.set_attribute("hephaestus.completion.sha256", _digest(text))
             span.set_attribute("hephaestus.completion.length", len(text))
-        labels = self._labels()
+        labels = self.labels()
         sample = exemplar(span)
         for token_type, count in (("input", input_tokens), ("output", output_tokens)):
-            catalog.GENAI_TOKENS.labels(**labels, gen_ai_token_type=token_type).observe(
-                count, exemplar=sample
-            )
+            self.instruments.metrics.genai_tokens.labels(
+                **labels, gen_ai_token_type=token_type
+            ).observe(count, exemplar=sample)
 
     def answer_checked(self, *, valid: bool) -> None:
         """Whether the answer was a JSON object that fits the role's schema."""
         self.span.set_attribute("hephaestus.answer.valid", valid)
 
-    def _labels(self) -> dict[str, str]:
-        model = self.model if self.model in STATE.models else OTHER_MODEL
+    def labels(self) -> dict[str, str]:
+        """The GenAI metric labels of this call (an unconfigured model counts as ``other``)."""
         return {
             "gen_ai_operation_name": "chat",
             "gen_ai_provider_name": self.provider,
-            "gen_ai_request_model": model,
+            "gen_ai_request_model": self.instruments.model_label(self.model),
         }
 
 
 @contextlib.contextmanager
-def chat_span(
-    provider: str, model: str, server_address: str | None = None, server_port: int | None = None
+def _chat_span(
+    instruments: Instruments,
+    provider: str,
+    model: str,
+    server_address: str | None,
+    server_port: int | None,
 ) -> Iterator[ChatCall]:
-    """``chat {model}`` (CLIENT) with the GenAI attributes and the operation-duration metric."""
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": provider,
@@ -279,23 +308,22 @@ def chat_span(
     if server_port:
         attributes["server.port"] = server_port
     started = time.perf_counter()
-    error_type = ""
-    with STATE.tracer.start_as_current_span(
+    failure = ""
+    with instruments.tracer.start_as_current_span(
         f"chat {model}",
         kind=SpanKind.CLIENT,
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        call = ChatCall(span, provider, model)
+        call = ChatCall(span, provider, model, instruments)
         try:
             yield call
         except BaseException as exc:
-            error_type = getattr(exc, "error_type", None) or type(exc).__name__
-            _mark_error(span, exc, error_type)
+            failure = _mark_error(span, exc)
             raise
         finally:
-            catalog.GENAI_DURATION.labels(**call._labels(), error_type=error_type).observe(
+            instruments.metrics.genai_duration.labels(**call.labels(), error_type=failure).observe(
                 time.perf_counter() - started, exemplar=exemplar(span)
             )
 
@@ -315,11 +343,12 @@ class ToolRun:
     """The span of a tool subprocess; :meth:`env` carries the trace into the child."""
 
     span: Span
+    instruments: Instruments
     span_file: Path | None = None
 
     def env(self) -> dict[str, str]:
         """``TRACEPARENT``/``BAGGAGE`` and the file the child records its spans in."""
-        if STATE.relay is None:
+        if self.instruments.relay is None:
             return {}
         if self.span_file is None:
             handle, name = tempfile.mkstemp(prefix="hephaestus-spans-", suffix=".jsonl")
@@ -334,7 +363,9 @@ class ToolRun:
 
     def pytest_args(self) -> list[str]:
         """Arguments that load the plugin joining this trace from inside pytest."""
-        return ["-p", "hephaestus.telemetry.pytest_plugin"] if STATE.relay is not None else []
+        if self.instruments.relay is None:
+            return []
+        return ["-p", "hephaestus.telemetry.pytest_plugin"]
 
     def result(self, result: str, exit_code: int | None = None) -> None:
         """Count the run by ``result`` (passed, failed, no_tests, timeout, error)."""
@@ -344,31 +375,33 @@ class ToolRun:
         if result not in ("passed", "no_tests"):
             self.span.set_status(Status(StatusCode.ERROR, result))
             self.span.set_attribute("error.type", result)
-        catalog.VALIDATION_TESTS.labels(result=result).inc(exemplar=exemplar(self.span))
+        self.instruments.metrics.validation_tests.labels(result=result).inc(
+            exemplar=exemplar(self.span)
+        )
 
     def collect(self) -> None:
         """Relay the child's spans to our exporters and remove its file."""
-        if self.span_file is None or STATE.relay is None:
+        relay = self.instruments.relay
+        if self.span_file is None or relay is None:
             return
         with contextlib.suppress(OSError):
-            STATE.relay(read_span_file(self.span_file))
+            relay(read_span_file(self.span_file))
         self.span_file.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def tool_span(tool: str) -> Iterator[ToolRun]:
-    """``execute_tool {tool}`` around a subprocess run."""
-    with STATE.tracer.start_as_current_span(
+def _tool_span(instruments: Instruments, tool: str) -> Iterator[ToolRun]:
+    with instruments.tracer.start_as_current_span(
         f"execute_tool {tool}",
         attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool},
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        run = ToolRun(span)
+        run = ToolRun(span, instruments)
         try:
             yield run
         except BaseException as exc:
-            _mark_error(span, exc, getattr(exc, "error_type", None) or type(exc).__name__)
+            _mark_error(span, exc)
             raise
         finally:
             run.collect()

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -79,8 +79,18 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line}\n{exception}" if exception else line
 
 
+class LogStream(Protocol):
+    """Where log lines go: anything with ``write`` and ``flush`` (``isatty`` is optional)."""
+
+    def write(self, text: str, /) -> int:
+        """Write one formatted record."""
+
+    def flush(self) -> None:
+        """Flush what was written."""
+
+
 def configure_logging(
-    level: str = "info", fmt: str = "auto", stream: TextIO | None = None
+    level: str = "info", fmt: str = "auto", stream: LogStream | None = None
 ) -> logging.Handler:
     """Route the ``hephaestus`` loggers to ``stream`` (stderr) as JSON or console lines.
 
@@ -111,10 +121,17 @@ def configure_logging(
 
 
 class StructuredLogger:
-    """A small facade for code that prefers ``log_operation(...)`` over stdlib ``extra=``."""
+    """Fields as keyword arguments instead of stdlib's ``extra=``, on any stdlib logger.
 
-    def __init__(self, name: str = "hephaestus", correlation_id: str | None = None) -> None:
-        self._logger = logging.getLogger(name)
+    ``log.info("objective chosen", kind="docstring")`` writes the same JSON line as
+    ``logger.info("objective chosen", extra={"kind": "docstring"})``; fields that would
+    clash with a log record's own attributes are dropped rather than raising.
+    """
+
+    def __init__(
+        self, name: str | logging.Logger = "hephaestus", correlation_id: str | None = None
+    ) -> None:
+        self._logger = name if isinstance(name, logging.Logger) else logging.getLogger(name)
         self._context: dict[str, Any] = {}
         self._correlation_id = correlation_id
 

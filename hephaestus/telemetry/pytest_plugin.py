@@ -1,109 +1,149 @@
 """A pytest plugin that joins the agent's trace from inside the validation subprocess.
 
-Loaded with ``-p hephaestus.telemetry.pytest_plugin``. When ``TRACEPARENT`` is set it opens
-a ``pytest session`` span under the agent's ``execute_tool pytest`` span and one
-``pytest test`` span per test, and writes them to the file named by ``HEPHAESTUS_SPAN_FILE``;
-the agent then hands them to its own exporters (local file, OTLP).
+Loaded with ``-p hephaestus.telemetry.pytest_plugin``. When ``TRACEPARENT`` is set (and
+sampled) it records a ``pytest session`` span under the agent's ``execute_tool pytest`` span
+and one ``pytest test`` span per test, and writes them to the file named by
+``HEPHAESTUS_SPAN_FILE``; the agent then hands them to its own exporters (local file, OTLP).
+
+It runs in every validation subprocess, so it is kept cheap: no OpenTelemetry SDK and no
+prometheus-client (the W3C headers are parsed here, the records are the flat ones of
+``hephaestus.telemetry.spanfile``), and spans are buffered and written at session end.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
+import random
+import re
+import time
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
-from opentelemetry import baggage
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import Span, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, SpanFileExporter
-from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV
 
-_KEY = pytest.StashKey[dict[str, Any]]()
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+_BUFFER_BYTES = 512 * 1024  # a very long suite is written in chunks of about this size
+_PLUGIN_NAME = "hephaestus-trace-join"
 
 
-def _provider() -> TracerProvider:
-    """A provider writing to the file the agent named.
+def parent_of(traceparent: str) -> tuple[str, str] | None:
+    """``(trace id, span id)`` of a sampled W3C ``traceparent``, else ``None``."""
+    match = _TRACEPARENT.match(traceparent.strip().lower())
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest) or not int(flags, 16) & 1:
+        return None
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id
 
-    The agent relays those spans to its own exporters, so no collector can hold us up.
+
+def baggage_value(header: str, key: str) -> str | None:
+    """The value of ``key`` in a W3C ``baggage`` header (properties ignored)."""
+    for member in header.split(","):
+        name, sep, value = member.split(";", 1)[0].partition("=")
+        if sep and unquote(name.strip()) == key:
+            return unquote(value.strip())
+    return None
+
+
+def _span_id() -> str:
+    return format(random.getrandbits(64) or 1, "016x")
+
+
+@dataclass
+class TraceJoin:
+    """The session span and one span per test, for one pytest run (a plugin instance).
+
+    Spans are span-file records, buffered until the session ends.
     """
-    provider = TracerProvider(
-        resource=Resource.create({"hephaestus.process": "pytest"}), shutdown_on_exit=False
-    )
-    provider.add_span_processor(
-        SimpleSpanProcessor(SpanFileExporter(Path(os.environ[SPAN_FILE_ENV])))
-    )
-    return provider
+
+    path: str
+    trace_id: str
+    parent_id: str
+    attributes: dict[str, Any]
+    span_id: str = field(default_factory=_span_id)
+    start_ns: int = field(default_factory=time.time_ns)
+    counts: dict[str, int] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    pending_bytes: int = 0
+
+    def record(self, name: str, parent: str, start_ns: int, end_ns: int, **attributes: Any) -> None:
+        """Buffer one finished span; write the buffer once it is large."""
+        line = json.dumps(
+            {
+                "trace_id": self.trace_id,
+                "span_id": self.span_id if name == "pytest session" else _span_id(),
+                "parent_span_id": parent,
+                "name": name,
+                "kind": "INTERNAL",
+                "start_ns": start_ns,
+                "end_ns": end_ns,
+                "status": "UNSET",
+                "status_description": None,
+                "attributes": {**self.attributes, **attributes},
+                "events": [],
+                "service": None,
+            }
+        )
+        self.pending.append(line + "\n")
+        self.pending_bytes += len(line) + 1
+        if self.pending_bytes >= _BUFFER_BYTES:
+            self.write()
+
+    def write(self) -> None:
+        """Append the buffered spans to the span file (an I/O error loses them, quietly)."""
+        if not self.pending:
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write("".join(self.pending))
+        except OSError:
+            pass
+        self.pending.clear()
+        self.pending_bytes = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """One span per test, from its call phase (or the phase that failed)."""
+        if not (report.when == "call" or report.failed):
+            return
+        self.counts[report.outcome] = self.counts.get(report.outcome, 0) + 1
+        self.record(
+            "pytest test",
+            self.span_id,
+            int(report.start * 1e9),
+            int(report.stop * 1e9),
+            **{
+                "test.case.name": report.nodeid,
+                "test.case.result.status": "pass" if report.passed else "fail",
+                "hephaestus.test.phase": report.when,
+            },
+        )
+
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        """End the session span with the counts and write every buffered span."""
+        counts = {f"hephaestus.tests.{outcome}": n for outcome, n in self.counts.items()}
+        self.record(
+            "pytest session",
+            self.parent_id,
+            self.start_ns,
+            time.time_ns(),
+            **{"process.exit.code": int(exitstatus), **counts},
+        )
+        self.write()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Open the session span when the agent passed a trace context."""
-    carrier = {
-        "traceparent": os.environ.get("TRACEPARENT", ""),
-        "baggage": os.environ.get("BAGGAGE", ""),
-    }
-    if not carrier["traceparent"] or not os.environ.get(SPAN_FILE_ENV):
+    """Join the agent's trace when it passed a sampled one: register a :class:`TraceJoin`."""
+    path = os.environ.get(SPAN_FILE_ENV)
+    parent = parent_of(os.environ.get("TRACEPARENT", ""))
+    if not path or parent is None:
         return
-    parent = W3CBaggagePropagator().extract(
-        carrier, TraceContextTextMapPropagator().extract(carrier)
-    )
-    correlation_id = baggage.get_baggage(CORRELATION_ATTRIBUTE, parent)
-    provider = _provider()
-    tracer = provider.get_tracer("hephaestus.pytest")
-    attributes = {CORRELATION_ATTRIBUTE: str(correlation_id)} if correlation_id else {}
-    session = tracer.start_span("pytest session", context=parent, attributes=attributes)
-    config.stash[_KEY] = {
-        "provider": provider,
-        "tracer": tracer,
-        "session": session,
-        "attributes": attributes,
-        "counts": {},
-    }
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """One span per test, from its call phase (or the phase that failed)."""
-    state = _STATE["current"]
-    if state is None or not (report.when == "call" or report.failed):
-        return
-    outcome = report.outcome
-    state["counts"][outcome] = state["counts"].get(outcome, 0) + 1
-    span: Span = state["tracer"].start_span(
-        "pytest test",
-        context=set_span_in_context(state["session"]),
-        start_time=int(report.start * 1e9),
-        attributes={
-            **state["attributes"],
-            "test.case.name": report.nodeid,
-            "test.case.result.status": "pass" if report.passed else "fail",
-            "hephaestus.test.phase": report.when,
-        },
-    )
-    span.end(end_time=int(report.stop * 1e9))
-
-
-_STATE: dict[str, dict[str, Any] | None] = {"current": None}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Make the state reachable from report hooks."""
-    _STATE["current"] = session.config.stash.get(_KEY, None)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Close the session span with the counts (every span is already on disk)."""
-    state = session.config.stash.get(_KEY, None)
-    if state is None:
-        return
-    span: Span = state["session"]
-    span.set_attribute("process.exit.code", int(exitstatus))
-    for outcome, count in state["counts"].items():
-        span.set_attribute(f"hephaestus.tests.{outcome}", count)
-    span.end()
-    state["provider"].shutdown()
+    correlation_id = baggage_value(os.environ.get("BAGGAGE", ""), CORRELATION_ATTRIBUTE)
+    attributes = {CORRELATION_ATTRIBUTE: correlation_id} if correlation_id else {}
+    config.pluginmanager.register(TraceJoin(path, *parent, attributes=attributes), _PLUGIN_NAME)

@@ -18,12 +18,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 MAX_BYTES = 50 * 1024 * 1024
-SPAN_FILE_ENV = "HEPHAESTUS_SPAN_FILE"  # where a tool subprocess records its spans
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """A finished span as a flat JSON-able dict."""
-    context = span.get_span_context()
+    context = span.context
+    assert context is not None  # a finished span always has one
     parent = span.parent
     return {
         "trace_id": format(context.trace_id, "032x"),
@@ -85,11 +85,6 @@ def read_span_file(path: Path) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
                 except ValueError:
                     continue
-
-
-def is_error(record: dict[str, Any]) -> bool:
-    """Whether a span record has status ERROR."""
-    return record.get("status") == StatusCode.ERROR.name
 
 
 def readable_span(record: dict[str, Any], resource: Resource) -> ReadableSpan:

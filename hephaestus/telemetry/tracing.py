@@ -26,11 +26,12 @@ from opentelemetry.sdk.trace.export import (
 
 from hephaestus import __version__
 from hephaestus.config import TelemetryConfig
+from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.context import correlation_id_var
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE
 from hephaestus.telemetry.flushing import CountingExporter, Remote, shutdown_processors
 from hephaestus.telemetry.spanfile import SpanFileExporter, readable_span
 
-CORRELATION_ATTRIBUTE = "hephaestus.correlation_id"
 EXIT_DEADLINE = 2.0  # seconds an un-closed handle may spend flushing at interpreter exit
 INSTANCE_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -145,11 +146,14 @@ def build_tracer_provider(
     span_file: Path | None,
     env: Mapping[str, str] | None = None,
     extra_exporter: SpanExporter | None = None,
+    metrics: Metrics | None = None,
 ) -> TracingHandle:
     """A tracer provider exporting to OTLP (if configured) and the local span file.
 
-    ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor.
+    ``extra_exporter`` (tests: an in-memory exporter) is attached with a simple processor;
+    failed exports are counted in ``metrics`` (default: the default registry's).
     """
+    metrics = metrics or default_metrics()
     env = os.environ if env is None else env
     resource = Resource.create(
         {  # explicit attributes beat the SDK's env detector: read it here
@@ -167,6 +171,7 @@ def build_tracer_provider(
         endpoint, protocol = target
         exporter = CountingExporter(
             _otlp_exporter(endpoint, protocol, config.export_timeout),
+            metrics=metrics,
             attempt_timeout=config.export_timeout,
         )
         processor = _batch(exporter, config)
@@ -174,12 +179,13 @@ def build_tracer_provider(
         handle.remotes.append(Remote(processor, exporter))
         handle.exporters.append(f"otlp/{protocol}")
     if config.enabled and span_file is not None and config.local_traces:
-        handle.local_processor = _batch(CountingExporter(SpanFileExporter(span_file)), config)
+        local = CountingExporter(SpanFileExporter(span_file), metrics=metrics)
+        handle.local_processor = _batch(local, config)
         _add(handle, handle.local_processor)
         handle.exporters.append("file")
         handle.span_file = span_file
     if extra_exporter is not None:
-        _add(handle, SimpleSpanProcessor(CountingExporter(extra_exporter)))
+        _add(handle, SimpleSpanProcessor(CountingExporter(extra_exporter, metrics=metrics)))
         handle.exporters.append("extra")
     return handle
 

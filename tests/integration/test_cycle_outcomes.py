@@ -256,12 +256,12 @@ def test_local_changes_in_a_touched_file_are_never_overwritten(sample_repo):
 
 
 def test_an_unexpected_exception_is_internal_error_and_recorded(sample_repo, monkeypatch):
-    import hephaestus.agent.orchestrator as orchestrator
+    import hephaestus.agent.stages as stages
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(orchestrator, "apply_plan", broken)  # a fault no real input triggers
+    monkeypatch.setattr(stages, "apply_plan", broken)  # a fault no real input triggers
     before = repo_snapshot(sample_repo)
     runner = make_agent(make_config(), sample_repo)
     result = runner.run_cycle()

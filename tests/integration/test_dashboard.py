@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import http_service, make_config, service_url
+from factories import http_service, make_config, one_service_cycle, service_url
 
 from hephaestus.performance import KPIS
 from hephaestus.service.asgi import STATIC_DIR
@@ -53,7 +53,7 @@ def queue(client: httpx.Client, objective: str, correlation_id: str) -> None:
 
 # -- the page without JavaScript --------------------------------------------------------------
 def test_the_page_shows_every_kpi_with_its_target_and_state_before_any_script_runs(service, client):
-    service._one_cycle()
+    one_service_cycle(service)
 
     page = client.get("/")
 
@@ -70,7 +70,7 @@ def test_the_page_shows_every_kpi_with_its_target_and_state_before_any_script_ru
 
 
 def test_the_page_lists_recent_cycles_with_links_to_their_traces(service, client):
-    service._one_cycle()
+    one_service_cycle(service)
     [row] = client.get("/api/cycles", params={"limit": 1}).json()["cycles"]
 
     html = client.get("/").text
@@ -85,7 +85,7 @@ def test_the_page_lists_recent_cycles_with_links_to_their_traces(service, client
 
 def test_a_hostile_objective_is_shown_as_text_never_as_markup(service, client):
     queue(client, HOSTILE, "hostile-1")
-    service._one_cycle()
+    one_service_cycle(service)
 
     html = client.get("/").text
     trace = client.get("/cycles/hostile-1").text
@@ -117,7 +117,7 @@ def test_a_missing_static_file_is_a_json_404(client):
 # -- the document and the stream --------------------------------------------------------------
 def test_the_document_carries_what_the_page_and_status_need(service, client):
     queue(client, "Add a docstring to the pricing module", "doc-1")
-    service._one_cycle()
+    one_service_cycle(service)
     queue(client, "Rewrite the warehouse in Rust", "doc-2")  # the offline brain cannot plan it
 
     document = client.get("/api/dashboard").json()
@@ -148,7 +148,7 @@ def test_the_event_stream_sends_a_snapshot_when_a_cycle_finishes(service, client
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events = events_of(response)
         first = next(events)
-        worker = threading.Thread(target=service._one_cycle)
+        worker = threading.Thread(target=one_service_cycle, args=(service,))
         worker.start()
         arrived = next(e for e in events if e["cycles_run"] == 1)
         worker.join()
@@ -175,7 +175,7 @@ def test_stopping_the_server_ends_open_streams(service):
 
 # -- the trace view ---------------------------------------------------------------------------
 def test_the_trace_view_shows_the_span_tree_and_the_cycles_log_lines(service, client):
-    service._one_cycle()  # the brain picks an objective the offline engine can carry out
+    one_service_cycle(service)  # the brain picks an objective the offline engine can carry out
     row = client.get("/api/cycles", params={"limit": 1}).json()["cycles"][0]
     assert row["outcome"] == "succeeded"
 
@@ -200,7 +200,7 @@ def test_the_trace_view_shows_the_span_tree_and_the_cycles_log_lines(service, cl
 
 def test_the_trace_view_marks_a_failed_stage_and_its_error_type(service, client):
     queue(client, "Rewrite the warehouse in Rust", "fails-1")
-    service._one_cycle()
+    one_service_cycle(service)
 
     html = client.get("/cycles/fails-1").text
 

@@ -1,4 +1,4 @@
-"""The Prometheus metrics of DESIGN §5, read the way Prometheus reads them.
+"""The metric catalog (docs/observability.md), read the way Prometheus reads them.
 
 Cycles run for real (offline provider, or a scripted OpenAI-compatible server over HTTP)
 and ``/metrics`` is scraped over a real socket. Metrics live on prometheus-client's default
@@ -29,6 +29,7 @@ from factories import (
     make_target_repo,
     model_like_reply,
     objective,
+    one_service_cycle,
     openai_config,
     service_url,
 )
@@ -43,7 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families as text_fami
 from hephaestus import __version__
 from hephaestus.agent.models import CycleResult, Outcome, Reason
 from hephaestus.telemetry import catalog
-from hephaestus.telemetry.catalog import CATALOG
+from hephaestus.telemetry.catalog import CATALOG, default_metrics
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -88,7 +89,7 @@ def scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
     exporter = InMemorySpanExporter()
     with http_service(repo, span_exporter=exporter) as service:
         started = time.time()
-        service._one_cycle()
+        one_service_cycle(service)
         with httpx.Client(base_url=service_url(service), timeout=10) as client:
             text = client.get("/metrics")
             openmetrics = client.get("/metrics", headers={"Accept": OPENMETRICS})
@@ -439,7 +440,7 @@ def test_a_stamina_retry_is_counted_on_the_registry_metrics_serves():
     assert flaky() == "ok"
     after = retries()
 
-    assert catalog.RETRIES is stamina.instrumentation.get_prometheus_counter()
+    assert default_metrics().retries is stamina.instrumentation.get_prometheus_counter()
     assert {n: after[n] - before.get(n, 0) for n in after} == {"1": 1, "2": 1}
 
 

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import eventually, make_agent, make_config, make_target_repo
+from factories import (
+    assert_succeeded,
+    eventually,
+    make_agent,
+    make_config,
+    make_target_repo,
+    run_cycles,
+)
 from otlp_receiver import OTLPReceiver, closed_port_url, export_failures
 
 from hephaestus import __version__
-from hephaestus.agent.models import CycleResult
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_ambient_otel")]
+pytestmark = pytest.mark.slow
 
 ROOT = "invoke_workflow hephaestus.cycle"
 CORRELATION = "hephaestus.correlation_id"
@@ -31,30 +36,10 @@ def receiver() -> Iterator[OTLPReceiver]:
         yield server
 
 
-def run_cycles(
-    repo: Path, cycles: int, env: dict[str, str] | None = None, **telemetry: Any
-) -> tuple[list[CycleResult], float]:
-    """Run offline cycles; return their results and how long ``close()`` took."""
-    runner = make_agent(make_config(telemetry=telemetry), repo, env=env)
-    try:
-        results = [runner.run_cycle() for _ in range(cycles)]
-    finally:
-        started = time.monotonic()
-        runner.close()
-        closing = time.monotonic() - started
-    return results, closing
-
-
 def of_process(spans: list[dict[str, Any]], pytest_side: bool) -> list[dict[str, Any]]:
     return [
         s for s in spans if (s["resource"].get("hephaestus.process") == "pytest") is pytest_side
     ]
-
-
-def assert_succeeded(results: list[CycleResult]) -> None:
-    assert [
-        (r.outcome.value, r.detail[:60]) for r in results if r.outcome.value != "succeeded"
-    ] == []
 
 
 # -- the happy path ---------------------------------------------------------------------------
@@ -73,7 +58,7 @@ def test_each_cycle_arrives_as_one_whole_trace(receiver, sample_repo, given_by):
         env, endpoint = {given_by: receiver.endpoint}, closed_port_url()
     else:  # the signal-specific variable is the full URL, used as given
         env, endpoint = {given_by: receiver.traces_url}, ""
-    results, _ = run_cycles(sample_repo, 2, env=env, otlp_endpoint=endpoint, local_traces=False)
+    results, _, _ = run_cycles(sample_repo, 2, env=env, otlp_endpoint=endpoint, local_traces=False)
     assert_succeeded(results)
 
     assert receiver.wait_for(
@@ -102,7 +87,7 @@ def test_each_cycle_arrives_as_one_whole_trace(receiver, sample_repo, given_by):
 
 
 def test_spans_carry_the_service_resource(receiver, sample_repo):
-    results, _ = run_cycles(
+    results, _, _ = run_cycles(
         sample_repo, 1, env={}, otlp_endpoint=receiver.endpoint, environment="wire-test"
     )
     assert_succeeded(results)
@@ -125,7 +110,7 @@ def test_spans_carry_the_service_resource(receiver, sample_repo):
 # -- the standard OTEL_* variables ------------------------------------------------------------
 def test_otel_service_name_renames_the_service(receiver, sample_repo, monkeypatch):
     monkeypatch.setenv("OTEL_SERVICE_NAME", "hephaestus-canary")
-    results, _ = run_cycles(sample_repo, 1, otlp_endpoint=receiver.endpoint)
+    results, _, _ = run_cycles(sample_repo, 1, otlp_endpoint=receiver.endpoint)
     assert_succeeded(results)
 
     spans = receiver.snapshot()
@@ -135,7 +120,7 @@ def test_otel_service_name_renames_the_service(receiver, sample_repo, monkeypatc
 
 def test_gzip_compression_from_the_environment_is_honoured(receiver, sample_repo, monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
-    results, _ = run_cycles(sample_repo, 1, otlp_endpoint=receiver.endpoint)
+    results, _, _ = run_cycles(sample_repo, 1, otlp_endpoint=receiver.endpoint)
     assert_succeeded(results)
 
     assert receiver.trace_ids() == {results[0].trace_id}
@@ -150,7 +135,7 @@ def test_tracing_switched_off_exports_nothing_and_cycles_still_succeed(
     receiver, sample_repo, monkeypatch, variable, value
 ):
     monkeypatch.setenv(variable, value)
-    results, _ = run_cycles(sample_repo, 2, otlp_endpoint=receiver.endpoint)
+    results, _, _ = run_cycles(sample_repo, 2, otlp_endpoint=receiver.endpoint)
 
     assert_succeeded(results)
     assert receiver.requests == []
@@ -161,11 +146,11 @@ def test_tracing_switched_off_exports_nothing_and_cycles_still_succeed(
 # -- a collector that does not help -----------------------------------------------------------
 def test_a_dead_endpoint_costs_the_cycles_nothing_and_is_counted(sample_repo, tmp_path):
     # the baseline: the same cycle here, now, with no collector at all
-    (baseline,), _ = run_cycles(make_target_repo(tmp_path / "base", sample=True), 1, env={})
+    (baseline,), _, _ = run_cycles(make_target_repo(tmp_path / "base", sample=True), 1, env={})
     export_timeout = 20 * baseline.duration  # an exporter that held a cycle up would show
     before = export_failures()
 
-    results, closing = run_cycles(
+    results, _, closing = run_cycles(
         sample_repo,
         2,
         env={},
@@ -250,7 +235,7 @@ def test_shutdown_does_not_wait_again_on_a_collector_that_failed(sample_repo, co
 def test_a_collector_answering_503_is_counted_and_cycles_go_on(sample_repo):
     before = export_failures()
     with OTLPReceiver(mode="unavailable") as unavailable:
-        results, _ = run_cycles(
+        results, _, _ = run_cycles(
             sample_repo, 1, env={}, otlp_endpoint=unavailable.endpoint, export_timeout=1.0
         )
         answered = {r.status for r in unavailable.requests}

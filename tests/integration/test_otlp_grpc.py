@@ -8,20 +8,21 @@ pytest subprocess recorded and the agent relayed included; and a collector that 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from factories import eventually, make_agent, make_config, make_target_repo
+from factories import (
+    assert_succeeded,
+    eventually,
+    make_target_repo,
+    run_cycles,
+)
 from otlp_grpc_receiver import OTLPGrpcReceiver
 from otlp_receiver import closed_port_url, export_failures
 
-from hephaestus.agent.models import CycleResult
-
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_ambient_otel")]
+pytestmark = pytest.mark.slow
 
 ROOT = "invoke_workflow hephaestus.cycle"
 CORRELATION = "hephaestus.correlation_id"
@@ -33,31 +34,9 @@ def receiver() -> Iterator[OTLPGrpcReceiver]:
         yield server
 
 
-def run_cycles(
-    repo: Path, cycles: int, env: dict[str, str], **telemetry: Any
-) -> tuple[list[CycleResult], list[str], float]:
-    """Run offline cycles; return their results, the exporters in use and how long
-    ``close()`` took."""
-    runner = make_agent(make_config(telemetry=telemetry), repo, env=env)
-    try:
-        exporters = list(runner.telemetry.tracing.exporters)
-        results = [runner.run_cycle() for _ in range(cycles)]
-    finally:
-        started = time.monotonic()
-        runner.close()
-        closing = time.monotonic() - started
-    return results, exporters, closing
-
-
 def relayed(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The spans the pytest subprocess recorded and the agent relayed."""
     return [s for s in spans if s["resource"].get("hephaestus.process") == "pytest"]
-
-
-def assert_succeeded(results: list[CycleResult]) -> None:
-    assert [
-        (r.outcome.value, r.detail[:60]) for r in results if r.outcome.value != "succeeded"
-    ] == []
 
 
 # -- the happy path ---------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,11 +27,13 @@ from factories import (
     ScriptedLLMServer,
     answer_by_task,
     chat_reply,
+    clean_env,
     http_service,
     log_events,
     make_agent,
     make_target_repo,
     model_like_reply,
+    one_service_cycle,
     openai_config,
     repo_snapshot,
     service_url,
@@ -41,15 +42,16 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from hephaestus import telemetry
 from hephaestus.agent.answers import OBJECTIVE
 from hephaestus.agent.build import build_models
 from hephaestus.agent.models import CycleError, Outcome, Reason
 from hephaestus.agent.prompts import ask_json
 from hephaestus.llm.base import LLMError, LLMServerError, Message, Role
-from hephaestus.llm.client import RoleModels
+from hephaestus.llm.client import RETRIED_CALLABLE, RoleModels
 from hephaestus.resilience import Deadline, deadline_scope
-from hephaestus.telemetry.events import RETRIED_CALLABLE, install_retry_hooks
+from hephaestus.service.monitor import llm_status
+from hephaestus.telemetry import default_metrics
+from hephaestus.telemetry.events import install_retry_hooks
 
 MESSAGES = [Message("system", "You are a test."), Message("user", "Say something.")]
 ERROR_500 = Reply(status=500, body={"error": {"message": "internal error"}})
@@ -59,7 +61,7 @@ ERROR_500 = Reply(status=500, body={"error": {"message": "internal error"}})
 @pytest.fixture(autouse=True)
 def retry_hooks() -> None:
     """Stamina reports to our registry and hooks (as ``setup_telemetry`` arranges)."""
-    install_retry_hooks()
+    install_retry_hooks(default_metrics())
 
 
 def role_models(
@@ -67,6 +69,7 @@ def role_models(
     models: dict[str, list[str]] | None = None,
     llm: dict[str, Any] | None = None,
     clock: Callable[[], float] | None = None,
+    instruments: Any = None,
     **resilience: Any,
 ) -> RoleModels:
     """Role models built the way the agent builds them, against ``server``.
@@ -74,7 +77,9 @@ def role_models(
     ``clock`` drives the circuit breakers (a :class:`FakeClock` makes their timing exact).
     """
     config = openai_config(server, models=models, llm=llm or {}, resilience=resilience)
-    return build_models(config, clock=clock) if clock else build_models(config)
+    if clock is None:
+        return build_models(config, instruments=instruments)
+    return build_models(config, clock=clock, instruments=instruments)
 
 
 class FakeClock:
@@ -342,11 +347,13 @@ def test_a_deadline_during_a_stage_ends_the_cycle_as_a_timeout(llm_server):
 
 
 # -- each retry is visible --------------------------------------------------------------------
-def test_each_retry_is_a_span_event_on_the_chat_span_and_a_log_line(llm_server, spans, json_logs):
+def test_each_retry_is_a_span_event_on_the_chat_span_and_a_log_line(
+    llm_server, spans, instruments, json_logs
+):
     llm_server.script([ERROR_500, Reply(status=503, body={}), chat_reply("ok")])
-    models = role_models(llm_server)
+    models = role_models(llm_server, instruments=instruments)
 
-    with telemetry.cycle_span("corr-retries", 1):
+    with instruments.cycle_span("corr-retries", 1):
         models.complete(Role.BRAIN, MESSAGES)
 
     (chat,) = chat_spans(spans, "model-a")
@@ -376,7 +383,7 @@ def primary_down_unless(up: threading.Event, primary: str) -> Callable[[dict[str
 
 
 def test_an_open_breaker_sends_the_role_to_its_fallback_until_a_probe_closes_it(
-    llm_server, spans, json_logs
+    llm_server, spans, instruments, json_logs
 ):
     up = threading.Event()
     name = "openai/model-p"
@@ -397,12 +404,13 @@ def test_an_open_breaker_sends_the_role_to_its_fallback_until_a_probe_closes_it(
         retry_attempts=3,
         breaker_failure_threshold=3,
         breaker_reset_timeout=0.3,
+        instruments=instruments,
     )
     assert breaker_state(name) == one_hot("closed")
     start = transitions(name)
 
     # 1: three failed attempts open the primary's breaker; the fallback answers
-    with telemetry.cycle_span("corr-breaker", 1):
+    with instruments.cycle_span("corr-breaker", 1):
         answer = models.complete(Role.BRAIN, MESSAGES)
     assert answer.response_model == "model-f"
     assert llm_server.models_requested() == ["model-p"] * 3 + ["model-f"]
@@ -427,7 +435,7 @@ def test_an_open_breaker_sends_the_role_to_its_fallback_until_a_probe_closes_it(
     up.set()
     llm_server.requests.clear()
     spans.clear()
-    with telemetry.cycle_span("corr-breaker", 1):
+    with instruments.cycle_span("corr-breaker", 1):
         answer = models.complete(Role.BRAIN, MESSAGES)
     assert answer.response_model == "model-p"
     assert llm_server.models_requested() == ["model-p"]
@@ -460,7 +468,9 @@ def test_an_open_breaker_sends_the_role_to_its_fallback_until_a_probe_closes_it(
     assert [line["level"] for line in lines] == ["warning", "info", "info"]
 
 
-def test_a_failed_probe_reopens_the_breaker_and_the_fallback_answers(llm_server, spans):
+def test_a_failed_probe_reopens_the_breaker_and_the_fallback_answers(
+    llm_server, spans, instruments
+):
     llm_server._default = primary_down_unless(threading.Event(), "model-p")
     clock = FakeClock()
     models = role_models(
@@ -470,6 +480,7 @@ def test_a_failed_probe_reopens_the_breaker_and_the_fallback_answers(llm_server,
         retry_attempts=3,
         breaker_failure_threshold=2,
         breaker_reset_timeout=0.2,
+        instruments=instruments,
     )
     name = "openai/model-p"
     start = transitions(name)
@@ -544,10 +555,10 @@ def test_a_cycle_whose_role_has_every_breaker_open_fails_fast_with_llm_error(
     exporter = InMemorySpanExporter()
     runner = make_agent(config, sample_repo, span_exporter=exporter)
     try:
-        assert runner.llm_status()["status"] == "ok"
+        assert llm_status(runner.models)["status"] == "ok"
         first = runner.run_cycle()  # the brain's only model fails once: its breaker opens
         assert (first.reason, first.detail.split(":")[0]) == (Reason.LLM_ERROR, "brain")
-        status = runner.llm_status()
+        status = llm_status(runner.models)
         sent = len(llm_server.requests)
         exporter.clear()
 
@@ -588,7 +599,7 @@ def test_one_open_breaker_of_two_makes_the_llm_status_degraded(llm_server, sampl
     runner = make_agent(config, sample_repo)
     try:
         result = runner.run_cycle()
-        status = runner.llm_status()
+        status = llm_status(runner.models)
     finally:
         runner.close()
 
@@ -608,19 +619,16 @@ def test_chaos_failing_every_model_call_fails_the_cycle_with_llm_error(tmp_path)
         },
     )
     before = repo_snapshot(repo)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("HEPHAESTUS_", "OTEL_"))
-    }
-    env |= {
-        "HEPHAESTUS_CHAOS_LLM_ERROR_RATE": "1.0",
-        "HEPHAESTUS_CHAOS_SEED": "3",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_INITIAL": "0.01",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_MAX": "0.02",
-        "HEPHAESTUS_RESILIENCE_RETRY_WAIT_JITTER": "0",
-        "HEPHAESTUS_LOGGING_FORMAT": "json",
-    }
+    env = clean_env(
+        {
+            "HEPHAESTUS_CHAOS_LLM_ERROR_RATE": "1.0",
+            "HEPHAESTUS_CHAOS_SEED": "3",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_INITIAL": "0.01",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_MAX": "0.02",
+            "HEPHAESTUS_RESILIENCE_RETRY_WAIT_JITTER": "0",
+            "HEPHAESTUS_LOGGING_FORMAT": "json",
+        }
+    )
 
     proc = subprocess.run(
         [sys.executable, "-m", "hephaestus", "run", "--project", str(repo), "--cycles", "1"],
@@ -667,7 +675,7 @@ def test_readyz_and_api_health_report_open_breakers_over_http(llm_server, sample
         httpx.Client(base_url=service_url(service), timeout=10) as client,
     ):
         ready_before = client.get("/readyz").status_code
-        service._one_cycle()  # the brain's only model fails: its breaker opens
+        one_service_cycle(service)  # the brain's only model fails: its breaker opens
         ready = client.get("/readyz")
         health = client.get("/api/health").json()
 

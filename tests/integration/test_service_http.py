@@ -1,9 +1,9 @@
 """The service's HTTP endpoints, spoken to over real sockets.
 
 A :class:`Service` wraps a real cycle runner on a real git repo. Only its HTTP server runs in
-the background; a test that needs a cycle runs one with ``service._one_cycle()``, exactly as
-the service loop would. The last test starts ``hephaestus serve`` the way an operator does
-and stops it with SIGTERM.
+the background; a test that needs a cycle runs one with ``one_service_cycle(service)``,
+exactly as the service loop would. The last test starts ``hephaestus serve`` the way an
+operator does and stops it with SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from factories import (
     free_port,
     http_service,
     make_config,
+    one_service_cycle,
     serve,
     service_url,
     start_conflicting_merge,
@@ -179,7 +180,7 @@ def test_not_ready_while_the_repository_is_in_the_middle_of_a_merge(service, cli
 
 
 def test_health_after_a_cycle_names_it_by_correlation_and_trace_id(service, client):
-    service._one_cycle()
+    one_service_cycle(service)
 
     body = client.get("/api/health").json()
     [row] = client.get("/api/cycles", params={"limit": 1}).json()["cycles"]
@@ -196,7 +197,7 @@ def test_health_after_a_cycle_names_it_by_correlation_and_trace_id(service, clie
 
 def test_health_counts_consecutive_failures(service, client):
     client.post("/api/objectives", json={"objective": "Rewrite the warehouse in Rust"})
-    service._one_cycle()  # the offline brain cannot plan this: invalid_plan
+    one_service_cycle(service)  # the offline brain cannot plan this: invalid_plan
 
     last = client.get("/api/health").json()
 
@@ -205,8 +206,8 @@ def test_health_counts_consecutive_failures(service, client):
 
 
 def test_recent_cycles_come_newest_first_with_their_ids(service, client):
-    service._one_cycle()
-    service._one_cycle()
+    one_service_cycle(service)
+    one_service_cycle(service)
 
     one = client.get("/api/cycles", params={"limit": 1})
     both = client.get("/api/cycles", params={"limit": 5})
@@ -239,7 +240,7 @@ def test_a_queued_objective_gets_a_correlation_id_its_cycle_carries(service, cli
     correlation_id = body["correlation_id"]
     assert str(uuid.UUID(correlation_id)) == correlation_id
 
-    service._one_cycle()
+    one_service_cycle(service)
 
     row = service.runner.memory.find(correlation_id)
     assert row is not None and row["status"] == "finished"
@@ -256,7 +257,7 @@ def test_a_caller_supplied_correlation_id_is_kept(service, client):
     assert response.status_code == 202
     assert response.json()["correlation_id"] == "deploy-42.retry_1:a"
 
-    service._one_cycle()
+    one_service_cycle(service)
 
     [row] = client.get("/api/cycles", params={"limit": 1}).json()["cycles"]
     assert row["correlation_id"] == "deploy-42.retry_1:a"
@@ -375,7 +376,7 @@ def test_a_correlation_id_already_queued_is_a_conflict(service, client):
 
 def test_a_correlation_id_already_in_memory_is_a_conflict(service, client):
     post_objective(client, {"objective": "Add a docstring", "correlation_id": "done-1"})
-    service._one_cycle()
+    one_service_cycle(service)
 
     again = post_objective(client, {"objective": "Something else", "correlation_id": "done-1"})
 

@@ -32,6 +32,7 @@ from factories import (
     make_target_repo,
     repo_snapshot,
     run_cli,
+    wait_until,
 )
 from factories import serve as serve_process
 
@@ -119,17 +120,19 @@ def wait_for_pytest(
     repo: Path, proc: subprocess.Popen[str] | None = None, timeout: float = 60
 ) -> int:
     """Wait until a cycle's validation runs pytest; return pytest's pid (= its group)."""
-    deadline = time.monotonic() + timeout
     workspaces = repo / ".hephaestus" / "workspaces"
-    while time.monotonic() < deadline:
+
+    def pytest_pid() -> int | None:
         for pid_file in patched_suite_runs(workspaces):
             text = pid_file.read_text().strip()
             if text:
                 return int(text)
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the agent exited ({proc.returncode}) before validating:\n{output(proc)}")
-        time.sleep(0.02)
-    pytest.fail("pytest never started")
+        return None
+
+    procs = [] if proc is None else [proc]
+    logs = [] if proc is None else [proc.log_path]  # type: ignore[attr-defined]
+    pid: int = wait_until(pytest_pid, timeout, "pytest to validate a patch", procs, logs)
+    return pid
 
 
 # -- repositories and what the agent left in them ---------------------------------------------
@@ -289,7 +292,7 @@ import threading
 import time
 from pathlib import Path
 
-from hephaestus.agent import orchestrator
+from hephaestus.agent import stages
 from hephaestus.agent.build import build_runner
 from hephaestus.agent.gitrepo import GitRepo
 from hephaestus.config import load_config
@@ -329,9 +332,9 @@ def wrap_then_die(module, name):
 
 
 if point == "scan":
-    wrap_then_die(orchestrator, "scan")  # the worktree exists, the manifest was just built
+    wrap_then_die(stages, "scan")  # the worktree exists, the manifest was just built
 elif point == "apply":
-    wrap_then_die(orchestrator, "apply_plan")  # the worktree is patched
+    wrap_then_die(stages, "apply_plan")  # the worktree is patched
 elif point == "after-fast-forward":
     wrap_then_die(GitRepo, "fast_forward")  # the target moved; the journal is still there
 elif point == "fast-forward":

@@ -16,6 +16,7 @@ from factories import (
     free_port,
     http_service,
     make_target_repo,
+    one_service_cycle,
     run_cli,
     serve_sample,
     service_url,
@@ -40,7 +41,7 @@ def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 # -- status ---------------------------------------------------------------------------------
 def test_status_of_a_healthy_service_exits_0_with_its_kpis(sample_repo):
     with http_service(sample_repo) as service:
-        service._one_cycle()
+        one_service_cycle(service)
         table = run_cli("status", "--url", service_url(service))
         as_json = run_cli("status", "--url", service_url(service), "--format", "json")
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import re
 import subprocess
 import threading
@@ -539,6 +540,17 @@ def test_log_lines_are_json_with_the_ids_of_the_span_they_were_written_in(sample
     assert finished["correlation_id"] == traced.result.correlation_id
     assert finished["stage"] is None
     assert finished["outcome"] == "succeeded"
+
+
+def test_the_structured_logger_wraps_a_stdlib_logger_and_drops_clashing_fields(json_logs):
+    log = StructuredLogger(logging.getLogger("hephaestus.tests.wrapped"), "op-wrapped")
+
+    log.info("wrapped", answer=42, module="a field stdlib would refuse in extra=")
+
+    [line] = log_lines(json_logs)
+    assert line["logger"] == "hephaestus.tests.wrapped"
+    assert (line["event"], line["answer"], line["correlation_id"]) == ("wrapped", 42, "op-wrapped")
+    assert "module" not in line
 
 
 def test_the_structured_logger_facade_writes_the_same_fields(json_logs):

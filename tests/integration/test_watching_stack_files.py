@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 from conftest import require_binary
-from factories import ROOT, free_port
+from factories import ROOT, eventually, free_port
 from stack import Processes, alertmanager_args, is_ready
 
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -151,9 +151,7 @@ def test_down_inhibits_the_other_alerts_of_its_instance_only(alertmanager):
         }
         return found if len(found) == 5 and "unprocessed" not in found.values() else {}
 
-    deadline = time.monotonic() + 15
-    while not (found := states()) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    found = eventually(states, 15, interval=0.2)
 
     assert found == {
         ("HephaestusDown", "a:9464"): "active",

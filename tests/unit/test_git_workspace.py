@@ -23,7 +23,12 @@ from hephaestus.agent.gitrepo import (
     NotAGitRepository,
 )
 from hephaestus.agent.gitrepo import git as run_git
-from hephaestus.agent.workspace import Workspace, WorkspaceError, remove_stale_workspaces
+from hephaestus.agent.workspace import (
+    AgentWorkspace,
+    Workspace,
+    WorkspaceError,
+    remove_stale_workspaces,
+)
 
 FILES = {
     "pkg/__init__.py": "",
@@ -147,16 +152,7 @@ def test_ignore_agent_dir_adds_one_exclude_line_and_keeps_status_clean(repo, exi
     assert lines.count(f"/{AGENT_DIR}/") == 1
     if existing and existing.strip():
         assert lines[0] == "*.log"
-    assert repo.status() == ""
-    assert git(repo.root, "status", "--porcelain", "--ignored=no") == ""
-
-
-def test_status_lists_changes_including_untracked_files(repo):
-    (repo.root / "pkg" / "a.py").write_text("A = 10\n")
-    (repo.root / "notes" / "new.txt").parent.mkdir()
-    (repo.root / "notes" / "new.txt").write_text("n\n")
-
-    assert repo.status().splitlines() == [" M pkg/a.py", "?? notes/new.txt"]
+    assert git(repo.root, "status", "--porcelain", "--untracked-files=all") == ""
 
 
 # -- identity --------------------------------------------------------------------------------
@@ -266,7 +262,7 @@ def test_commit_and_fast_forward_bring_exactly_the_touched_files(repo, parent):
     assert changed == ["pkg/a.py", "pkg/new.py"]
     assert after["files"] == {**before["files"], "pkg/a.py": b"A = 100\n", "pkg/new.py": b"N = 1\n"}
     assert after["status"] == ""
-    assert repo.commit_message(commit) == "refactor: bump A\n\nbody\n\n"
+    assert git(repo.root, "log", "-1", "--format=%B", commit) == "refactor: bump A\n\nbody\n\n"
     assert git(repo.root, "log", "-1", "--format=%an <%ae>").strip() == "Test <test@example.com>"
 
 
@@ -517,3 +513,68 @@ def test_rollback_of_a_file_named_like_a_glob_takes_back_that_file_only(repo):
     assert (repo.root / "pkg" / "a.py").read_text() == "A = 1\n"  # the folder is intact
     assert (repo.root / "pkg" / "b.py").read_text() == "B = 2\n"
     assert git(repo.root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+# -- the agent's one worktree, reset each cycle -----------------------------------------------
+def tree_of(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+def test_the_agent_workspace_is_one_worktree_reset_to_head_each_time(repo, parent):
+    slot = AgentWorkspace(repo, parent)
+    first = slot.open()
+    pristine = tree_of(first.root)
+    (first.root / "pkg" / "a.py").write_text("A = 'edited'\n")  # a tracked change
+    (first.root / "pkg" / "new.py").write_text("N = 1\n")  # an untracked file
+    (first.root / "build" / "cache").mkdir(parents=True)  # untracked directories
+    (first.root / "build" / "cache" / "x.pyc").write_bytes(b"\0")
+    git(first.root, "add", "pkg/new.py")  # and a staged one
+
+    second = slot.open()
+
+    assert second.root == first.root
+    assert tree_of(second.root) == pristine
+    assert git(second.root, "status", "--porcelain", "--ignored").strip() == ""
+    assert worktrees(repo) == [repo.root.resolve(), first.root.resolve()]
+
+
+def test_the_agent_workspace_follows_head_after_a_commit_lands(repo, parent):
+    slot = AgentWorkspace(repo, parent)
+    workspace = slot.open()
+    (workspace.root / "pkg" / "a.py").write_text("A = 100\n")
+    repo.fast_forward(workspace.commit(("pkg/a.py",), "refactor: bump A"))
+
+    again = slot.open()
+
+    assert again.base == repo.require_head() != workspace.base
+    assert (again.root / "pkg" / "a.py").read_text() == "A = 100\n"
+    assert git(again.root, "rev-parse", "HEAD").strip() == again.base
+
+
+def test_the_agent_workspace_keeps_its_agent_dir_and_is_removed_on_close(repo, parent):
+    slot = AgentWorkspace(repo, parent)
+    workspace = slot.open()
+    (workspace.root / ".hephaestus").mkdir()
+    (workspace.root / ".hephaestus" / "kept").write_text("x")
+
+    assert (slot.open().root / ".hephaestus" / "kept").exists()
+
+    slot.close()
+    slot.close()  # safe twice
+    assert worktrees(repo) == [repo.root.resolve()]
+    assert not workspace.root.exists()
+
+
+def test_a_worktree_removed_under_the_agent_is_made_again(repo, parent):
+    slot = AgentWorkspace(repo, parent)
+    workspace = slot.open()
+    shutil.rmtree(workspace.root)
+
+    again = slot.open()
+
+    assert (again.root / "pkg" / "a.py").read_text() == "A = 1\n"
+    assert worktrees(repo) == [repo.root.resolve(), again.root.resolve()]

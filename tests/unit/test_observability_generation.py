@@ -14,8 +14,7 @@ import promql_parser
 import pytest
 from factories import ROOT
 
-from hephaestus.agent.models import Outcome, Reason, Stage
-from hephaestus.agent.orchestrator import AGENT_OF_STAGE
+from hephaestus.agent.models import AGENT_OF_STAGE, Outcome, Reason, Stage
 from hephaestus.observability import GenerationError, checked, find, lint_files, render, stale
 from hephaestus.observability.__main__ import main
 from hephaestus.observability.promql import LINT_VARIABLES, substitute

@@ -135,7 +135,6 @@ def test_blocked_objectives_are_never_chosen():
     [
         pytest.param({}, id="no-sources"),
         pytest.param(CLEAN, id="nothing-to-improve"),
-        pytest.param({"tests/test_x.py": MANY["pkg/mod0.py"]}, id="only-tests"),
         pytest.param({"pkg/broken.py": "def (:\n"}, id="only-broken"),
     ],
 )
@@ -152,6 +151,35 @@ def test_objective_is_null_when_everything_is_blocked():
     ]
 
     assert objective_for(MANY, blocked=everything)["objective"] is None
+
+
+def marked_as_tests(*paths: str) -> dict[str, Any]:
+    """The prompt's manifest, marking ``paths`` as the project's tests."""
+    return {"files": [{"path": p, "test": True} for p in paths]}
+
+
+def test_files_the_manifest_marks_as_tests_are_never_objectives():
+    payload = {
+        "task": "next_objective",
+        "sources": {"pkg/mod0.py": MANY["pkg/mod0.py"]},
+        "manifest": marked_as_tests("pkg/mod0.py"),
+    }
+
+    assert ask(Role.BRAIN, payload)["objective"] is None
+    del payload["manifest"]
+    assert ask(Role.BRAIN, payload)["objective"] is not None
+
+
+def test_architect_plans_nothing_in_a_file_the_manifest_marks_as_a_test():
+    objective = objective_for({"pkg/mod0.py": MANY["pkg/mod0.py"]})
+    payload = {
+        "task": "patch_plan",
+        "objective": objective,
+        "files": {"pkg/mod0.py": MANY["pkg/mod0.py"]},
+        "manifest": marked_as_tests("pkg/mod0.py"),
+    }
+
+    assert ask(Role.ARCHITECT, payload)["patches_to_apply"] == []
 
 
 # -- architect --------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from factories import log_events
 
-from hephaestus import telemetry
 from hephaestus.agent.brain import rank_sources
 from hephaestus.agent.budget import CHARS_PER_TOKEN, estimate_tokens, fit_messages, prompt_budget
 from hephaestus.agent.manifest import FileEntry, Manifest
@@ -48,8 +47,10 @@ def stage_attributes(spans) -> dict[str, Any]:
     return dict(span.attributes)
 
 
-def fit(role_models: RoleModels, payload: dict[str, Any], **kwargs: Any) -> list[Message]:
-    with telemetry.stage_span("objective", "brain"):
+def fit(
+    instruments: Any, role_models: RoleModels, payload: dict[str, Any], **kwargs: Any
+) -> list[Message]:
+    with instruments.stage_span("objective", "brain"):
         return fit_messages(role_models, Role.BRAIN, INSTRUCTIONS, payload, **kwargs)
 
 
@@ -84,10 +85,10 @@ def test_models_without_a_known_window_have_no_budget():
 
 
 # -- fitting ----------------------------------------------------------------------------------
-def test_a_prompt_that_fits_is_left_whole(spans):
+def test_a_prompt_that_fits_is_left_whole(spans, instruments):
     payload = {"task": "x", "sources": dict(FILES)}
 
-    messages = fit(models({"m": 8192}), payload, files_key="sources")
+    messages = fit(instruments, models({"m": 8192}), payload, files_key="sources")
 
     assert messages == build_messages(INSTRUCTIONS, payload)
     attributes = stage_attributes(spans)
@@ -96,12 +97,16 @@ def test_a_prompt_that_fits_is_left_whole(spans):
     assert "hephaestus.prompt.trimmed_files" not in attributes
 
 
-def test_the_least_relevant_files_go_first_until_the_prompt_fits(spans, json_logs):
+def test_the_least_relevant_files_go_first_until_the_prompt_fits(spans, instruments, json_logs):
     role_models = models({"m": 1800})  # budget 1800 - 512 - 180 = 1108 tokens
     payload = {"task": "x", "sources": dict(FILES)}
 
     messages = fit(
-        role_models, payload, files_key="sources", ranked=["large.py", "small.py", "medium.py"]
+        instruments,
+        role_models,
+        payload,
+        files_key="sources",
+        ranked=["large.py", "small.py", "medium.py"],
     )
 
     assert list(payload_of(messages)["sources"]) == ["small.py", "large.py"]
@@ -114,17 +119,22 @@ def test_the_least_relevant_files_go_first_until_the_prompt_fits(spans, json_log
     assert payload["sources"] == FILES  # the caller's payload is left alone
 
 
-def test_files_the_ranking_does_not_name_are_the_least_relevant(spans):
+def test_files_the_ranking_does_not_name_are_the_least_relevant(spans, instruments):
     messages = fit(
-        models({"m": 1800}), {"sources": dict(FILES)}, files_key="sources", ranked=["medium.py"]
+        instruments,
+        models({"m": 1800}),
+        {"sources": dict(FILES)},
+        files_key="sources",
+        ranked=["medium.py"],
     )
 
     assert list(payload_of(messages)["sources"]) == ["small.py", "medium.py"]
     assert stage_attributes(spans)["hephaestus.prompt.trimmed_files"] == ("large.py",)
 
 
-def test_required_files_are_never_trimmed(spans):
+def test_required_files_are_never_trimmed(spans, instruments):
     messages = fit(
+        instruments,
         models({"m": 1800}),
         {"files": dict(FILES)},
         files_key="files",
@@ -135,7 +145,7 @@ def test_required_files_are_never_trimmed(spans):
     assert list(payload_of(messages)["files"]) == ["small.py", "large.py"]
 
 
-def test_after_the_files_the_tail_of_the_manifest_goes(spans):
+def test_after_the_files_the_tail_of_the_manifest_goes(spans, instruments):
     entries = [
         {"path": f"pkg/module_{i:03}.py", "size": 100, "symbols": ["f", "g"]} for i in range(300)
     ]
@@ -144,7 +154,7 @@ def test_after_the_files_the_tail_of_the_manifest_goes(spans):
         "sources": dict(FILES),
     }
 
-    messages = fit(models({"m": 2048}), payload, files_key="sources")
+    messages = fit(instruments, models({"m": 2048}), payload, files_key="sources")
 
     manifest = payload_of(messages)["manifest"]
     attributes = stage_attributes(spans)
@@ -156,9 +166,15 @@ def test_after_the_files_the_tail_of_the_manifest_goes(spans):
     assert len(payload["manifest"]["files"]) == 300
 
 
-def test_a_prompt_that_cannot_fit_fails_the_stage_with_what_to_change(spans):
+def test_a_prompt_that_cannot_fit_fails_the_stage_with_what_to_change(spans, instruments):
     with pytest.raises(CycleError) as info:
-        fit(models({"m": 1200}), {"files": dict(FILES)}, files_key="files", required=["large.py"])
+        fit(
+            instruments,
+            models({"m": 1200}),
+            {"files": dict(FILES)},
+            files_key="files",
+            required=["large.py"],
+        )
 
     assert info.value.reason is Reason.LLM_ERROR
     assert info.value.error_type == "context_overflow"
@@ -169,10 +185,10 @@ def test_a_prompt_that_cannot_fit_fails_the_stage_with_what_to_change(spans):
     assert "raise llm.context_tokens" in detail
 
 
-def test_without_a_budget_nothing_is_trimmed(spans):
+def test_without_a_budget_nothing_is_trimmed(spans, instruments):
     payload = {"sources": {"huge.py": "x = 1\n" * 50_000}}
 
-    messages = fit(models({}), payload, files_key="sources")
+    messages = fit(instruments, models({}), payload, files_key="sources")
 
     assert payload_of(messages) == payload
     assert "hephaestus.prompt.budget_tokens" not in stage_attributes(spans)

@@ -9,10 +9,16 @@ subprocess; here pytester runs them in this process, on a real little test suite
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from hephaestus.agent.pytest_report import REPORT_ENV, read_report
-from hephaestus.telemetry.spanfile import SPAN_FILE_ENV, read_span_file
+from hephaestus.telemetry.conventions import SPAN_FILE_ENV
+from hephaestus.telemetry.spanfile import read_span_file
 
+CORRELATION = "hephaestus.correlation_id"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 SUITE = """
@@ -86,3 +92,78 @@ def test_the_telemetry_plugin_without_a_trace_context_records_nothing(
     pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
 
     assert not span_file.exists()
+
+
+def test_the_telemetry_plugin_writes_its_spans_once_at_session_end(pytester, monkeypatch, tmp_path):
+    span_file = tmp_path / "spans.jsonl"
+    span_file.touch()  # the agent creates it
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    pytester.makepyfile(
+        test_order=f"""
+import pathlib
+
+def test_first():
+    pass
+
+def test_second_sees_nothing_written_yet():
+    assert pathlib.Path({str(span_file)!r}).stat().st_size == 0
+"""
+    )
+
+    result = pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
+
+    result.assert_outcomes(passed=2)
+    names = [s["name"] for s in read_span_file(span_file)]
+    assert names == ["pytest test", "pytest test", "pytest session"]
+
+
+def test_the_telemetry_plugin_reads_baggage_properties_and_escapes(pytester, monkeypatch, tmp_path):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    monkeypatch.setenv("BAGGAGE", "other=1, hephaestus.correlation_id = a%20b;prop=x")
+    pytester.makepyfile(test_suite=SUITE)
+
+    pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
+
+    correlation_ids = {s["attributes"][CORRELATION] for s in read_span_file(span_file)}
+    assert correlation_ids == {"a b"}
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        f"00-{TRACE_ID}-{PARENT_ID}-00",  # not sampled: the agent's span is not recorded
+        f"00-{'0' * 32}-{PARENT_ID}-01",
+        f"ff-{TRACE_ID}-{PARENT_ID}-01",
+        "garbage",
+    ],
+)
+def test_the_telemetry_plugin_records_nothing_under_an_unsampled_or_invalid_parent(
+    pytester, monkeypatch, tmp_path, traceparent
+):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", traceparent)
+    pytester.makepyfile(test_suite=SUITE)
+
+    pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
+
+    assert not span_file.exists()
+
+
+def test_loading_the_plugins_imports_neither_opentelemetry_nor_prometheus_client():
+    # the validation subprocess loads both plugins into every pytest run
+    probe = (
+        "import sys, pytest\n"
+        "import hephaestus.telemetry.pytest_plugin, hephaestus.agent.pytest_report\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert "opentelemetry" not in loaded
+    assert "prometheus_client" not in loaded
+    assert "hephaestus" in loaded

@@ -9,6 +9,8 @@ is an ``InvalidAnswer`` that names the field; both are on the ``chat`` span.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from factories import (
     Reply,
@@ -45,12 +47,13 @@ def provider_for(server: ScriptedLLMServer, **llm: object) -> OpenAICompatiblePr
     return OpenAICompatibleProvider(config, env={})
 
 
-def role_models(server: ScriptedLLMServer, **llm: object) -> RoleModels:
+def role_models(server: ScriptedLLMServer, instruments: Any = None, **llm: object) -> RoleModels:
     provider = provider_for(server, **llm)
     return RoleModels(
         provider,
         {role: ["model-p", "model-f"] for role in ROLES},
         policy=RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.01, wait_jitter=0),
+        instruments=instruments,
     )
 
 
@@ -178,11 +181,13 @@ def test_an_error_that_is_not_about_response_format_is_not_a_refusal(llm_server)
     assert provider.structured_output("model-p") == "json_schema"
 
 
-def test_the_fallback_is_a_span_event_on_the_chat_span_and_a_log_line(llm_server, spans, json_logs):
+def test_the_fallback_is_a_span_event_on_the_chat_span_and_a_log_line(
+    llm_server, spans, instruments, json_logs
+):
     llm_server._default = rejects_response_format(
         "json_schema", then=lambda _r: chat_reply(APPROVE)
     )
-    models = role_models(llm_server)
+    models = role_models(llm_server, instruments=instruments)
 
     models.ask(Role.CODE_REVIEWER, MESSAGES, REVIEW)
     models.close()
@@ -204,9 +209,11 @@ def test_the_fallback_is_a_span_event_on_the_chat_span_and_a_log_line(llm_server
 
 
 # -- what comes back --------------------------------------------------------------------------
-def test_a_valid_answer_is_checked_and_marked_valid_on_the_chat_span(llm_server, spans):
+def test_a_valid_answer_is_checked_and_marked_valid_on_the_chat_span(
+    llm_server, spans, instruments
+):
     llm_server.script([chat_reply(APPROVE)])
-    models = role_models(llm_server)
+    models = role_models(llm_server, instruments=instruments)
 
     assert models.ask(Role.CODE_REVIEWER, MESSAGES, REVIEW).approved is True
     models.close()
@@ -225,10 +232,10 @@ def test_a_valid_answer_is_checked_and_marked_valid_on_the_chat_span(llm_server,
     ],
 )
 def test_an_answer_that_does_not_fit_is_invalid_and_no_fallback_is_asked(
-    llm_server, spans, text, error_type, says
+    llm_server, spans, instruments, text, error_type, says
 ):
     llm_server.script([chat_reply(text, model="model-p")])
-    models = role_models(llm_server)
+    models = role_models(llm_server, instruments=instruments)
 
     with usage_scope() as usage, pytest.raises(InvalidAnswer) as info:
         models.ask(Role.CODE_REVIEWER, MESSAGES, REVIEW)
@@ -243,14 +250,16 @@ def test_an_answer_that_does_not_fit_is_invalid_and_no_fallback_is_asked(
     assert span.attributes["error.type"] == error_type
 
 
-def test_an_answer_cut_at_max_tokens_is_truncated_and_the_fallback_is_asked(llm_server, spans):
+def test_an_answer_cut_at_max_tokens_is_truncated_and_the_fallback_is_asked(
+    llm_server, spans, instruments
+):
     llm_server.script(
         [
             chat_reply('{"approved": true, "feedb', completion_tokens=321, finish_reason="length"),
             chat_reply(APPROVE, model="model-f"),
         ]
     )
-    models = role_models(llm_server)
+    models = role_models(llm_server, instruments=instruments)
 
     with usage_scope() as usage:
         answer = models.ask(Role.CODE_REVIEWER, MESSAGES, REVIEW)

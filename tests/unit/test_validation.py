@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_binary
+from factories import eventually
 
 from hephaestus.agent.models import CycleError, Reason
 from hephaestus.agent.pytest_report import read_report
@@ -43,10 +44,9 @@ def running(pid: int) -> bool:
 
 
 def wait_until_gone(pids: list[int], within: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + within
-    while (alive := [p for p in pids if running(p)]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return alive
+    """The processes of ``pids`` still running once all are gone or ``within`` has passed."""
+    eventually(lambda: not any(running(p) for p in pids), within, interval=0.02)
+    return [p for p in pids if running(p)]
 
 
 # -- syntax -----------------------------------------------------------------------------------
@@ -261,10 +261,9 @@ def test_a_hanging_run_times_out_and_everything_it_started_is_killed(tmp_path, s
 
 
 def wait_until_none_running(token: str, within: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + within
-    while (alive := host_processes_running(token)) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return alive
+    """The processes carrying ``token`` still running once none is or ``within`` has passed."""
+    eventually(lambda: not host_processes_running(token), within, interval=0.02)
+    return host_processes_running(token)
 
 
 class Interrupted(BaseException):

@@ -12,12 +12,12 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE
 
-from hephaestus.telemetry.spanfile import read_span_file
-from hephaestus.telemetry.tracing import CORRELATION_ATTRIBUTE
+if TYPE_CHECKING:
+    import httpx
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 MIN_PREFIX = 6
@@ -27,7 +27,7 @@ class TraceNotFound(LookupError):
     """No trace matches the id; the message says where it looked."""
 
 
-def select_trace(spans: Iterable[dict[str, Any]], any_id: str) -> list[dict[str, Any]]:
+def _select_trace(spans: Iterable[dict[str, Any]], any_id: str) -> list[dict[str, Any]]:
     """The spans of the one trace whose trace or correlation id is (or starts with) ``any_id``."""
     wanted = any_id.strip().lower()
     spans = list(spans)
@@ -61,7 +61,9 @@ def local_trace(span_file: Path, any_id: str) -> list[dict[str, Any]]:
             f"no local span file at {span_file}; run a cycle first, or pass "
             "--jaeger-url when traces go to Jaeger"
         )
-    spans = select_trace(read_span_file(span_file), any_id)
+    from hephaestus.telemetry.spanfile import read_span_file  # the SDK, only for this command
+
+    spans = _select_trace(read_span_file(span_file), any_id)
     if not spans:
         raise TraceNotFound(f"no trace with correlation id or trace id {any_id!r} in {span_file}")
     return spans
@@ -77,6 +79,8 @@ def jaeger_trace(
     transport: httpx.BaseTransport | None = None,
 ) -> list[dict[str, Any]]:
     """The trace from Jaeger's API v3: by trace id directly, by correlation id via a search."""
+    import httpx  # only this command talks HTTP; the others start without it
+
     wanted = any_id.strip().lower()
     with httpx.Client(
         base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
@@ -100,13 +104,13 @@ def jaeger_trace(
         raise TraceNotFound(
             f"Jaeger at {base_url} answered HTTP {response.status_code}: {response.text[:200]}"
         )
-    spans = select_trace(otlp_json_spans(response.json()), any_id)
+    spans = _select_trace(_otlp_json_spans(response.json()), any_id)
     if not spans:
         raise TraceNotFound(f"Jaeger at {base_url} has no trace for {any_id!r}")
     return spans
 
 
-def otlp_json_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
+def _otlp_json_spans(document: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten an OTLP/JSON document (Jaeger's ``{"result": {"resourceSpans": …}}``)."""
     root = document.get("result", document)
     records = []

@@ -12,7 +12,7 @@ import string
 
 import pytest
 
-from hephaestus.agent.commits import MAX_SUBJECT, commit_message, sanitise
+from hephaestus.agent.commit_message import MAX_SUBJECT, commit_message, sanitise
 from hephaestus.agent.models import Objective
 
 TYPES = ("docs", "test", "fix", "refactor", "perf", "chore")

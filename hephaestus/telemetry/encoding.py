@@ -1,0 +1,178 @@
+"""Prometheus text and OpenMetrics encoders that format each series' name and labels once.
+
+prometheus-client's encoders validate and escape every label of every sample on every
+scrape. Our label sets are bounded (the catalog's), so these encoders remember the
+formatted ``name{labels}`` of each series and the header lines of each metric: a scrape
+only formats values. Their output is byte-identical to prometheus-client's for the default
+(``underscores``) escaping, which a test checks; any other negotiated format keeps the
+library's encoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import exposition
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+Encoder = Callable[[Collector], bytes]
+MAX_REMEMBERED = 20_000  # series and values; past this the memo starts over
+_TEXT_TYPES = {
+    "info": "gauge",
+    "stateset": "gauge",
+    "gaugehistogram": "histogram",
+    "unknown": "untyped",
+}
+# OpenMetrics sample names are escaped with the label-name alphabet (no colon)
+_LABEL_RUNE = re.compile(r"[^a-zA-Z_]")
+_LABEL_TAIL_RUNE = re.compile(r"[^a-zA-Z0-9_]")
+_TEXT_APART = ("_created", "_gsum", "_gcount")  # the text format lists these as gauges, last
+
+
+def _escaped(value: str, quote: bool = True) -> str:
+    value = value.replace("\\", r"\\").replace("\n", r"\n")
+    return value.replace('"', r"\"") if quote else value
+
+
+def _label_string(labels: dict[str, str]) -> str:
+    return ",".join(
+        f'{openmetrics.escape_label_name(k)}="{_escaped(v)}"' for k, v in sorted(labels.items())
+    )
+
+
+class _Memo:
+    """Formatted series prefixes and values, bounded."""
+
+    def __init__(self, prefix: Callable[[str, dict[str, str]], str]) -> None:
+        self._make_prefix = prefix
+        self._prefixes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._values: dict[float, str] = {}
+
+    def prefix(self, sample: Sample) -> str:
+        key = (sample.name, tuple(sample.labels.items()))
+        found = self._prefixes.get(key)
+        if found is None:
+            if len(self._prefixes) >= MAX_REMEMBERED:
+                self._prefixes.clear()
+            found = self._prefixes[key] = self._make_prefix(sample.name, sample.labels)
+        return found
+
+    def value(self, value: float) -> str:
+        found = self._values.get(value)
+        if found is None:
+            if len(self._values) >= MAX_REMEMBERED:
+                self._values.clear()
+            found = self._values[value] = floatToGoString(value)
+        return found
+
+
+def _text_prefix(name: str, labels: dict[str, str]) -> str:
+    label_string = _label_string(labels)
+    name = openmetrics.escape_metric_name(name)
+    return f"{name}{{{label_string}}} " if label_string else f"{name} "
+
+
+def _openmetrics_prefix(name: str, labels: dict[str, str]) -> str:
+    label_string = _label_string(labels)
+    name = _LABEL_RUNE.sub("_", name[:1]) + _LABEL_TAIL_RUNE.sub("_", name[1:])
+    return f"{name}{{{label_string}}} " if label_string else f"{name} "
+
+
+class TextEncoder:
+    """Prometheus text format 0.0.4, as ``prometheus_client.generate_latest`` writes it."""
+
+    def __init__(self) -> None:
+        self._memo = _Memo(_text_prefix)
+
+    def __call__(self, registry: Collector) -> bytes:
+        """The registry's samples, encoded."""
+        output: list[str] = []
+        for metric in registry.collect():
+            name = metric.name + "_total" if metric.type == "counter" else metric.name
+            if metric.type == "info":
+                name = metric.name + "_info"
+            kind = _TEXT_TYPES.get(metric.type, metric.type)
+            output.append(_text_header(name, kind, metric.documentation))
+            apart: dict[str, list[str]] = {}
+            for sample in metric.samples:
+                suffix = sample.name[len(metric.name) :]
+                line = self._line(sample)
+                if suffix in _TEXT_APART and sample.name == metric.name + suffix:
+                    apart.setdefault(suffix, []).append(line)
+                else:
+                    output.append(line)
+            for suffix, lines in sorted(apart.items()):
+                output.append(_text_header(metric.name + suffix, "gauge", metric.documentation))
+                output.extend(lines)
+        return "".join(output).encode("utf-8")
+
+    def _line(self, sample: Sample) -> str:
+        stamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
+        return f"{self._memo.prefix(sample)}{self._memo.value(sample.value)}{stamp}\n"
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_header(name: str, kind: str, documentation: str) -> str:
+    name = openmetrics.escape_metric_name(name)
+    return f"# HELP {name} {_escaped(documentation, quote=False)}\n# TYPE {name} {kind}\n"
+
+
+@functools.lru_cache(maxsize=1024)
+def _openmetrics_header(name: str, kind: str, documentation: str, unit: str) -> str:
+    name = openmetrics.escape_metric_name(name)
+    header = f"# HELP {name} {_escaped(documentation)}\n# TYPE {name} {kind}\n"
+    return header + (f"# UNIT {name} {unit}\n" if unit else "")
+
+
+class OpenMetricsEncoder:
+    """OpenMetrics 1.0.0 with exemplars, as ``prometheus_client.openmetrics`` writes it."""
+
+    def __init__(self) -> None:
+        self._memo = _Memo(_openmetrics_prefix)
+
+    def __call__(self, registry: Collector) -> bytes:
+        """The registry's samples, encoded."""
+        output: list[str] = []
+        for metric in registry.collect():
+            output.append(
+                _openmetrics_header(metric.name, metric.type, metric.documentation, metric.unit)
+            )
+            output.extend(self._lines(metric.samples))
+        output.append("# EOF\n")
+        return "".join(output).encode("utf-8")
+
+    def _lines(self, samples: Iterable[Sample]) -> Iterable[str]:
+        for sample in samples:
+            if sample.native_histogram:  # not in OpenMetrics 1.0.0
+                continue
+            value = "" if sample.value is None else self._memo.value(sample.value)
+            stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
+            exemplar = "" if not sample.exemplar else self._exemplar(sample.exemplar)
+            yield f"{self._memo.prefix(sample)}{value}{stamp}{exemplar}\n"
+
+    def _exemplar(self, exemplar: Any) -> str:
+        labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(exemplar.labels.items()))
+        stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp}"
+        return f" # {{{labels}}} {floatToGoString(exemplar.value)}{stamp}"
+
+
+def fast_encoder(chosen: Encoder) -> Encoder | None:
+    """A memoizing encoder producing what ``chosen`` (from ``choose_encoder``) would, if any."""
+    if chosen is exposition.generate_latest:
+        return TextEncoder()
+    if not isinstance(chosen, functools.partial) or chosen.args:
+        return None
+    options = chosen.keywords
+    if options.get("escaping", openmetrics.UNDERSCORES) != openmetrics.UNDERSCORES:
+        return None
+    if chosen.func is exposition.generate_latest and set(options) <= {"escaping"}:
+        return TextEncoder()
+    if chosen.func is openmetrics.generate_latest and options.get("version") == "1.0.0":
+        return OpenMetricsEncoder()
+    return None

@@ -1,0 +1,79 @@
+"""The read-only commands start without the libraries only the agent and the service need.
+
+Each command runs in a fresh interpreter, which then lists the top-level packages it
+imported. ``run``/``serve`` need OpenTelemetry, prometheus-client, httpx, uvicorn; ``--help``,
+``config show`` and ``history`` must not pay for them at every start.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from factories import clean_env, make_target_repo
+
+HEAVY = {"opentelemetry", "prometheus_client", "httpx", "starlette", "uvicorn", "pytest"}
+PROBE = """
+import json, sys
+from hephaestus.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+sys.stdout.flush()
+sys.stderr.write("\\n" + json.dumps(sorted({m.split(".")[0] for m in sys.modules})) + "\\n")
+raise SystemExit(code)
+"""
+
+
+def loaded_by(*args: str, cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("run", "--help"), ("config", "show"), ("config", "show", "--json")],
+)
+def test_help_and_config_show_import_none_of_the_heavy_libraries(args, tmp_path):
+    loaded = loaded_by(*args, cwd=tmp_path)
+
+    assert "hephaestus" in loaded
+    assert loaded & HEAVY == set()
+    if args[0] == "--help" or "--json" in args:
+        assert "rich" not in loaded
+
+
+def test_history_imports_none_of_the_heavy_libraries(tmp_path):
+    repo = make_target_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+
+    loaded = loaded_by("history", "--project", str(repo), cwd=tmp_path)
+
+    assert loaded & HEAVY == set()
+
+
+def test_the_probe_sees_a_heavy_import_when_a_command_makes_one(tmp_path):
+    # the same probe, on a command that needs httpx: the check above can fail
+    loaded = loaded_by("status", "--help", cwd=tmp_path)
+    assert "hephaestus" in loaded
+    assert "httpx" not in loaded  # --help of a subcommand still imports nothing heavy
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "status", "--url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        timeout=120,
+    )
+    assert "httpx" in json.loads(done.stderr.strip().splitlines()[-1])
