@@ -23,20 +23,19 @@ from prometheus_client import Counter, Histogram
 
 from benchmarks.fixtures import make_repo, serve
 from benchmarks.harness import Report, count, interleave, quantile, run
-from hephaestus import telemetry
-from hephaestus.agent.models import Reason, Stage
-from hephaestus.agent.orchestrator import AGENT_OF_STAGE
+from hephaestus.agent.models import AGENT_OF_STAGE, Reason, Stage
 from hephaestus.config import ROLES
-from hephaestus.telemetry import catalog
+from hephaestus.telemetry import Metrics, MetricsRenderer, declare_breaker, declare_series
 
 SCRAPES = count("BENCH_SCRAPES", 200, 5)
 FORMATS = {"text": "text/plain", "openmetrics": "application/openmetrics-text; version=1.0.0"}
 EXEMPLAR = {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}
 
 
-def populate() -> None:
+def populate(metrics: Metrics) -> None:
     """Every series the agent declares, each histogram and counter observed once."""
-    telemetry.declare_series(
+    declare_series(
+        metrics,
         outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
         stages=[s.value for s in Stage],
         agents=list(AGENT_OF_STAGE.values()),
@@ -44,8 +43,8 @@ def populate() -> None:
         models=["model-a", "model-b"],
     )
     for role in ROLES:
-        telemetry.declare_breaker(f"{role}:model-a")
-    for metric in catalog.INSTRUMENTS.values():
+        declare_breaker(metrics, f"{role}:model-a")
+    for metric in metrics.by_name().values():
         if not isinstance(metric, (Counter, Histogram)):
             continue
         for family in metric.collect():
@@ -61,12 +60,14 @@ def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
 
 
-def in_process(accept: str, walls: list[float]) -> Callable[[], float]:
+def in_process(
+    render_metrics: MetricsRenderer, accept: str, walls: list[float]
+) -> Callable[[], float]:
     """Time one render of the service's ``/metrics`` body: CPU seconds (wall into ``walls``)."""
 
     def render() -> float:
         started, cpu = time.perf_counter(), time.thread_time()
-        telemetry.render_metrics(accept)
+        render_metrics(accept)
         cpu = time.thread_time() - cpu
         walls.append(time.perf_counter() - started)
         return cpu
@@ -92,12 +93,14 @@ def samples_in(body: bytes) -> int:
 
 def measure(report: Report) -> None:
     """Render in-process, then scrape a served agent; the goal is on each p50."""
-    populate()
+    metrics = Metrics()  # on the default registry, like the service's
+    populate(metrics)
+    render_metrics = MetricsRenderer(metrics.registry)
     for name, accept in FORMATS.items():
-        body, _ = telemetry.render_metrics(accept)
+        body, _ = render_metrics(accept)
         report.row(f"in-process {name}: {samples_in(body)} samples, {len(body)} bytes")
     walls: dict[str, list[float]] = {name: [] for name in FORMATS}
-    renders = {name: in_process(accept, walls[name]) for name, accept in FORMATS.items()}
+    renders = {n: in_process(render_metrics, a, walls[n]) for n, a in FORMATS.items()}
     timed = interleave(renders, SCRAPES, warmup=3)
     for name, values in walls.items():
         report.row(f"in-process {name}: wall p50 {quantile(values, 0.5) * 1000:.2f} ms")

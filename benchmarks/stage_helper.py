@@ -1,9 +1,9 @@
 """Scenario 3: the per-stage instrumentation helper against the raw calls it wraps.
 
-``stage_span`` opens the stage's span, sets the log context and observes the stage and
+``Instruments.stage_span`` opens the stage's span, sets the log context and observes the stage and
 agent-response histograms with an exemplar. The raw side makes the same OpenTelemetry
 and prometheus-client calls directly: a span from the same tracer provider, two
-histograms with the catalog's buckets (in a registry of their own) observed with the
+histograms of the catalog (in a registry of their own) observed with the
 span's ids. Both use a provider without exporters, so no export thread competes for the
 GIL while a batch is timed. Batches are timed in CPU time of the timing thread, which
 other processes' load does not inflate; batches of each alternate, and the goal is on the
@@ -19,28 +19,21 @@ import time
 from collections.abc import Callable
 
 from opentelemetry.trace import Tracer
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 
 from benchmarks.harness import Report, count, interleave, run
-from hephaestus import telemetry
 from hephaestus.config import TelemetryConfig
-from hephaestus.telemetry.catalog import SPECS
+from hephaestus.telemetry import Instruments, Metrics, setup_telemetry
 
 ROUNDS = count("BENCH_STAGE_ROUNDS", 101, 3)
 BATCH = count("BENCH_STAGE_BATCH", 200, 20)
 STAGE, AGENT = "plan", "architect"
 
 
-def _histogram(name: str, registry: CollectorRegistry) -> Histogram:
-    spec = SPECS[name]
-    return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets, registry=registry)
-
-
 def raw_stage(tracer: Tracer) -> Callable[[], None]:
     """One stage instrumented by hand: span, then both histograms with an exemplar."""
-    registry = CollectorRegistry()
-    stages = _histogram("hephaestus_stage_duration_seconds", registry)
-    agents = _histogram("hephaestus_agent_response_seconds", registry)
+    metrics = Metrics(CollectorRegistry())
+    stages, agents = metrics.stage_duration, metrics.agent_response
     attributes = {
         "hephaestus.stage": STAGE,
         "gen_ai.operation.name": "invoke_agent",
@@ -60,10 +53,14 @@ def raw_stage(tracer: Tracer) -> Callable[[], None]:
     return stage
 
 
-def helper_stage() -> None:
+def helper_stage(instruments: Instruments) -> Callable[[], None]:
     """The same stage through the helper the agent uses."""
-    with telemetry.stage_span(STAGE, AGENT):
-        pass
+
+    def stage() -> None:
+        with instruments.stage_span(STAGE, AGENT):
+            pass
+
+    return stage
 
 
 def batch(stage: Callable[[], None]) -> Callable[[], float]:
@@ -81,13 +78,16 @@ def batch(stage: Callable[[], None]) -> Callable[[], float]:
 
 def measure(report: Report) -> None:
     """Set telemetry up as the agent does, minus exporters; then alternate batches."""
-    handle = telemetry.setup_telemetry(
-        TelemetryConfig(local_traces=False), span_file=None, models=[], env={}
+    handle = setup_telemetry(
+        TelemetryConfig(local_traces=False),
+        span_file=None,
+        models=[],
+        env={},
+        metrics=Metrics(CollectorRegistry()),
     )
     tracer = handle.tracing.provider.get_tracer("hephaestus.bench")
-    times = interleave(
-        {"helper": batch(helper_stage), "raw": batch(raw_stage(tracer))}, ROUNDS, warmup=2
-    )
+    variants = {"helper": helper_stage(handle.instruments), "raw": raw_stage(tracer)}
+    times = interleave({n: batch(v) for n, v in variants.items()}, ROUNDS, warmup=2)
     handle.shutdown()
     for name, values in times.items():
         report.row(f"{name:<7} {min(values) * 1e6:6.1f} us CPU per stage (best of {len(values)})")
