@@ -1,7 +1,8 @@
 """Scenario 6: soak — ``hephaestus serve`` cycling every 0.2 s; RSS, fds and threads stay flat.
 
-The sample gets a module of functions without docstrings, so the offline brain never runs
-out of objectives: every cycle is a real one (plan, pytest, commit). Spans go to the local
+The sample gets 40 modules of 40 functions without docstrings, and the brain may read all
+of them, so it does not run out of objectives: every cycle is a real one (plan, pytest,
+commit); the report lists every cycle's outcome. Spans go to the local
 span file and to a local OTLP receiver. After a warm-up, the service process is sampled
 from ``/proc`` every two seconds; the report gives each quantity's least-squares slope per
 minute. Goals: RSS grows at most 1 MiB a minute, and the fewest open fds and threads of
@@ -27,15 +28,23 @@ from benchmarks.harness import Report, knob, run, slope
 SECONDS = knob("SOAK_SECONDS", 120, 6)
 WARMUP = knob("SOAK_WARMUP", 20, 2)
 EVERY = 2.0
-OBJECTIVES = 2000  # more docstrings to write than a soak can get through
+MODULES, FUNCTIONS = 40, 40  # more docstrings to write than a soak can get through
+# the brain reads source up to agent.max_prompt_source_bytes: let it see every module
+SOURCE_BYTES = "400000"
 
 
-def objectives_module(functions: int = OBJECTIVES) -> str:
+def objectives_module(first: int, functions: int = FUNCTIONS) -> str:
     """A module whose every function lacks a docstring (one objective each)."""
     body = "".join(
-        f"\n\ndef step_{n}(value: int) -> int:\n    return value + {n}\n" for n in range(functions)
+        f"\n\ndef step_{n}(value: int) -> int:\n    return value + {n}\n"
+        for n in range(first, first + functions)
     )
     return '"""Steps for the soak: each function is an objective for the agent."""\n' + body
+
+
+def objective_modules() -> dict[str, str]:
+    """``inventory/steps_NN.py`` -> its text, ``MODULES`` of them."""
+    return {f"inventory/steps_{m:02d}.py": objectives_module(m * FUNCTIONS) for m in range(MODULES)}
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,11 @@ def measure(report: Report) -> None:
         tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp,
         otlp_receiver() as sink,
     ):
-        repo = make_repo(Path(tmp) / "repo", extra={"inventory/steps.py": objectives_module()})
-        settings = {"HEPHAESTUS_TELEMETRY_OTLP_ENDPOINT": sink}
+        repo = make_repo(Path(tmp) / "repo", extra=objective_modules())
+        settings = {
+            "HEPHAESTUS_TELEMETRY_OTLP_ENDPOINT": sink,
+            "HEPHAESTUS_AGENT_MAX_PROMPT_SOURCE_BYTES": SOURCE_BYTES,
+        }
         with serve(repo, interval=0.2, settings=settings) as service:
             service.wait_for_cycles(1)
             time.sleep(WARMUP)
