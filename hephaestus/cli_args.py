@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from hephaestus import __version__
-from hephaestus.performance import parse_window
+from hephaestus.performance.measurements import parse_window
 
 
 def _positive(text: str) -> int:

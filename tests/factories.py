@@ -259,16 +259,7 @@ def http_service(repo: Path, config: Config | None = None, **agent: Any) -> Iter
 def one_service_cycle(service: Any) -> None:
     """One cycle of an :func:`http_service` through the service's own loop: the next queued
     objective first, and the monitor told of the result."""
-    from hephaestus.service.cycles import run_cycles
-
-    run_cycles(
-        service.runner,
-        service.stop.event,
-        next_request=service._next_request,
-        on_cycle=service._finished,
-        wait=service._wait,
-        cycles=1,
-    )
+    service.run_one_cycle()
 
 
 def service_url(service: Any) -> str:

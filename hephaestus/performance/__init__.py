@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hephaestus._exports import lazy_exports
-from hephaestus.performance.analyzer import PerformanceAnalyzer
-from hephaestus.performance.kpis import KPIS, evaluate, format_target, format_value
-from hephaestus.performance.measurements import Measurements, parse_window
 
 if TYPE_CHECKING:
+    from hephaestus.performance.analyzer import PerformanceAnalyzer
+    from hephaestus.performance.kpis import KPIS, evaluate, format_target, format_value
+    from hephaestus.performance.measurements import Measurements, parse_window
     from hephaestus.performance.memory_source import from_memory
     from hephaestus.performance.prometheus_source import PrometheusError
 
@@ -33,15 +33,29 @@ __all__ = [
 ]
 
 
-# httpx and sqlite3 come with these: imported when asked for, not with the package
+# imported when asked for, not with the package: the command line's argument parser needs
+# only parse_window, and the sources bring httpx and sqlite3
 __getattr__ = lazy_exports(
-    __name__, {"PrometheusError": "prometheus_source", "from_memory": "memory_source"}
+    __name__,
+    {
+        "KPIS": "kpis",
+        "Measurements": "measurements",
+        "PerformanceAnalyzer": "analyzer",
+        "PrometheusError": "prometheus_source",
+        "evaluate": "kpis",
+        "format_target": "kpis",
+        "format_value": "kpis",
+        "from_memory": "memory_source",
+        "parse_window": "measurements",
+    },
 )
 
 
 def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
     """An analyzer reading the memory database at ``path`` (read-only)."""
     from hephaestus.agent.memory import Memory
+    from hephaestus.performance.analyzer import PerformanceAnalyzer
+    from hephaestus.performance.measurements import Measurements
     from hephaestus.performance.memory_source import from_memory
 
     def measure() -> Measurements:
@@ -62,6 +76,7 @@ def memory_analyzer(path: Path, window_s: float) -> PerformanceAnalyzer:
 
 def prometheus_analyzer(url: str, window_s: float) -> PerformanceAnalyzer:
     """An analyzer querying the Prometheus server at ``url``."""
+    from hephaestus.performance.analyzer import PerformanceAnalyzer
     from hephaestus.performance.prometheus_source import PrometheusSource
 
     def measure() -> Measurements:

@@ -105,8 +105,11 @@ class Service:
             interval=self.interval,
         )
 
-    def _one_cycle(self) -> None:
-        """One cycle exactly as the loop runs it (tests drive the service this way)."""
+    def run_one_cycle(self) -> None:
+        """One cycle exactly as :meth:`run` runs each (queued objective first, monitor told).
+
+        Tests drive a service whose loop is not running this way.
+        """
         self._cycles(1)
 
     def _next_request(self, _number: int) -> CycleRequest:

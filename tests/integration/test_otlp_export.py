@@ -213,7 +213,7 @@ def test_shutdown_does_not_wait_again_on_a_collector_that_failed(sample_repo, co
     with OTLPReceiver(mode="unavailable" if collector == "unavailable" else "blackhole") as peer:
         endpoint = closed_port_url() if collector == "dead" else peer.endpoint
         before = export_failures()
-        results, closing = run_cycles(
+        results, _, closing = run_cycles(
             sample_repo,
             1,
             env={},
