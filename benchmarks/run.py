@@ -1,146 +1,64 @@
-"""Telemetry overhead, measured as ratios in one run (machines are shared and noisy).
+"""``make bench``: every scenario in a process of its own, then every goal in one table.
 
-Each scenario runs the same offline cycles (syntax-only validation, so the agent's own
-work dominates) on a fresh copy of the sample project, interleaved round-robin so drift
-affects every scenario alike. Ratios are medians against the no-telemetry baseline.
+    python -m benchmarks.run                       # all six scenarios
+    python -m benchmarks.run stage_helper soak     # some of them
+    BENCH_QUICK=1 python -m benchmarks.run         # tiny counts: does everything start?
 
-    python benchmarks/run.py [--cycles 12] [--json]
-
-Exit status 1 when a ratio exceeds its budget.
+Exit status 1 when a goal is missed or a scenario fails to run. Counts and durations are
+read from the environment (each scenario's docstring names its variables).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import socket
-import statistics
+import subprocess
 import sys
 import tempfile
-import threading
-import tracemalloc
+import time
 from pathlib import Path
 
-from hephaestus.agent.build import build_runner
-from hephaestus.config import Config
-from hephaestus.sample import create_demo_repo
+from benchmarks.fixtures import ROOT, machine
 
-BUDGETS = {"file exporter": 1.5, "dead collector": 1.5, "blackhole collector": 1.5}
-SYNTAX_ONLY = {"strategies": {"SYNTAX_ONLY": ["syntax"]}, "default_strategy": "SYNTAX_ONLY"}
-
-
-def blackhole() -> tuple[socket.socket, str]:
-    """A listening socket that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.getsockname()[1]}"
+SCENARIOS = (
+    "stage_helper",
+    "metrics_render",
+    "telemetry_overhead",
+    "cycle_latency",
+    "soak",
+)
 
 
-def closed_port() -> str:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
+def run_scenario(name: str, out: Path) -> tuple[int, list[dict[str, object]]]:
+    """Run ``benchmarks.<name>`` in a new interpreter; its exit code and goals."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--json", str(out)], cwd=ROOT, check=False
+    )
+    goals = json.loads(out.read_text())["goals"] if out.exists() else []
+    return done.returncode, goals
 
 
-def scenarios(hole: str) -> dict[str, Config]:
-    base = {
-        "agent": {"history_window": 0},
-        "validation": SYNTAX_ONLY,
-        "logging": {"level": "error"},
-    }
-    return {
-        "baseline (telemetry off)": Config().with_overrides(**base, telemetry={"enabled": False}),
-        "file exporter": Config().with_overrides(**base),
-        "dead collector": Config().with_overrides(
-            **base, telemetry={"otlp_endpoint": closed_port(), "local_traces": False}
-        ),
-        "blackhole collector": Config().with_overrides(
-            **base, telemetry={"otlp_endpoint": hole, "local_traces": False, "export_timeout": 10.0}
-        ),
-    }
-
-
-def measure(configs: dict[str, Config], cycles: int, root: Path) -> dict[str, dict[str, float]]:
-    runners = {
-        name: build_runner(config, create_demo_repo(root / str(i)))
-        for i, (name, config) in enumerate(configs.items())
-    }
-    durations: dict[str, list[float]] = {name: [] for name in runners}
-    peaks: dict[str, list[int]] = {name: [] for name in runners}
-    for _ in range(cycles):
-        for name, runner in runners.items():
-            tracemalloc.start()
-            result = runner.run_cycle()
-            peaks[name].append(tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
-            durations[name].append(result.duration)
-    for runner in runners.values():
-        runner.close()
-    return {
-        name: {
-            "median_s": statistics.median(durations[name]),
-            "peak_kib": statistics.median(peaks[name]) / 1024,
-        }
-        for name in runners
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=12)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    hole, hole_url = blackhole()
-    root = Path(tempfile.mkdtemp(prefix="hephaestus-bench-"))
-    try:
-        results = measure(scenarios(hole_url), args.cycles, root)
-    finally:
-        hole.close()
-        shutil.rmtree(root, ignore_errors=True)
-    baseline = results["baseline (telemetry off)"]
-    failed = False
-    rows = []
-    for name, values in results.items():
-        ratio = values["median_s"] / baseline["median_s"]
-        memory = values["peak_kib"] / baseline["peak_kib"]
-        budget = BUDGETS.get(name)
-        ok = budget is None or ratio <= budget
-        failed |= not ok
-        rows.append(
-            {
-                "scenario": name,
-                "median_cycle_s": round(values["median_s"], 4),
-                "time_ratio": round(ratio, 3),
-                "peak_memory_ratio": round(memory, 3),
-                "budget": budget,
-                "ok": ok,
-            }
-        )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(
-                f"{row['scenario']:<26} {row['median_cycle_s']:>8.4f}s  "
-                f"time x{row['time_ratio']:<6} memory x{row['peak_memory_ratio']:<6} "
-                f"budget {row['budget'] or '-':<4} {'ok' if row['ok'] else 'OVER BUDGET'}"
-            )
+def main(names: list[str]) -> int:
+    """Run the named scenarios (all by default) and print the summary."""
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        print(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    print(f"machine: {machine()}", flush=True)
+    lines: list[str] = []
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp:
+        for name in names or SCENARIOS:
+            code, goals = run_scenario(name, Path(tmp) / f"{name}.json")
+            lines += [str(goal["line"]) for goal in goals]
+            if code != 0:
+                missed = not all(goal["met"] for goal in goals)
+                failed.append(f"{name} ({'goal missed' if missed else f'crashed, exit {code}'})")
+    print(f"\n== summary ({time.monotonic() - started:.0f} s; machine now: {machine()})")
+    print("\n".join(lines))
+    print("all goals met" if not failed else f"NOT MET: {', '.join(failed)}")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

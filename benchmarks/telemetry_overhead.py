@@ -1,0 +1,188 @@
+"""Scenarios 1 and 2: what telemetry costs a full cycle, and what a broken collector costs.
+
+Every run is a ``hephaestus run`` process of its own on a fresh copy of the sample, with
+the default validation (syntax, then the project's pytest suite):
+
+- off: ``telemetry.enabled = false`` and ``OTEL_SDK_DISABLED=true`` (no-op tracer, no
+  exporter, no pytest plugin; prometheus-client still counts, the product has no switch);
+- on: OTLP/HTTP to a local receiver that takes every export, and the local span file;
+- dead: OTLP to a port nobody listens on; silent: to a collector that never answers.
+
+Per-cycle times come from the agent's own record (``hephaestus history --json``); a
+process's first cycle also collects the base's tests, so it is a warm-up and not counted.
+The exit check runs ``hephaestus run --cycles 1``: its time outside the cycle (start-up
+and shutdown flush) with a broken collector against the healthy one.
+
+    python -m benchmarks.telemetry_overhead   # BENCH_ROUNDS, BENCH_CYCLES, BENCH_EXIT_ROUNDS
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.fixtures import (
+    agent_env,
+    blackhole,
+    clone,
+    cycle_seconds,
+    free_port,
+    hephaestus,
+    history,
+    machine,
+    make_repo,
+    otlp_receiver,
+)
+from benchmarks.harness import QUICK, Report, count, interleave, run
+
+ROUNDS = count("BENCH_ROUNDS", 3, 1)
+CYCLES = count("BENCH_CYCLES", 4, 1)
+EXIT_ROUNDS = count("BENCH_EXIT_ROUNDS", 3, 1)
+OFF = {"HEPHAESTUS_TELEMETRY_ENABLED": "false", "OTEL_SDK_DISABLED": "true"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One ``hephaestus run`` process: its wall time and its cycles' times and outcomes."""
+
+    wall: float
+    cpu: float
+    cycles: list[float]
+    outcomes: list[str]
+    validate: list[float] = field(default_factory=list)
+
+    @property
+    def per_cycle(self) -> float:
+        """Mean cycle time, the warm-up cycle left out when there is more than one."""
+        counted = self.cycles[1:] or self.cycles
+        return statistics.fmean(counted)
+
+    @property
+    def own_per_cycle(self) -> float:
+        """Mean cycle time outside the validate stage (pytest's time), warm-up left out."""
+        own = [c - v for c, v in zip(self.cycles, self.validate, strict=True)]
+        return statistics.fmean(own[1:] or own)
+
+    @property
+    def outside(self) -> float:
+        """Time the process spent outside its cycles: start-up, setup and shutdown."""
+        return self.wall - sum(self.cycles)
+
+
+def runner(
+    template: Path, workdir: Path, settings: Mapping[str, str], cycles: int
+) -> Callable[[], Sample]:
+    """A function that runs ``cycles`` cycles on a fresh copy of ``template``."""
+    numbers = itertools.count()
+
+    def one() -> Sample:
+        repo = clone(template, workdir / f"run{next(numbers)}")
+        try:
+            done = hephaestus(
+                "run", "--project", str(repo), "--cycles", str(cycles), env=agent_env(settings)
+            )
+            rows = history(repo)
+        finally:
+            shutil.rmtree(repo, ignore_errors=True)
+        times = [cycle_seconds(r) for r in rows]
+        validate = [r["durations"].get("validate", 0.0) for r in rows]
+        return Sample(done.wall, done.cpu, times, [r["outcome"] for r in rows], validate)
+
+    return one
+
+
+def measure(report: Report) -> None:
+    """Interleave the four set-ups; then the exit time with ``--cycles 1``."""
+    report.row(f"machine: {machine()}")
+    with (
+        tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp,
+        otlp_receiver() as sink,
+        blackhole() as hole,
+    ):
+        workdir = Path(tmp)
+        template = make_repo(workdir / "template")
+        collectors = {
+            "on": {"HEPHAESTUS_TELEMETRY_OTLP_ENDPOINT": sink},
+            "dead": {"HEPHAESTUS_TELEMETRY_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
+            "silent": {"HEPHAESTUS_TELEMETRY_OTLP_ENDPOINT": hole},
+        }
+        setups = {"off": OFF, **collectors}
+        if not QUICK:
+            runner(template, workdir, OFF, 1)()  # warm-up: bytecode and page caches
+        report.row(f"{ROUNDS} rounds x {len(setups)} set-ups x {CYCLES} cycles (first not counted)")
+        samples = interleave(
+            {name: runner(template, workdir, env, CYCLES) for name, env in setups.items()},
+            ROUNDS,
+            warmup=0,
+        )
+        _cycle_goals(report, samples)
+        report.row(f"exit time: {EXIT_ROUNDS} rounds of `hephaestus run --cycles 1`")
+        exits = interleave(
+            {name: runner(template, workdir, env, 1) for name, env in collectors.items()},
+            EXIT_ROUNDS,
+            warmup=0,
+        )
+        _exit_goals(report, exits)
+
+
+def _cycle_goals(report: Report, samples: dict[str, list[Sample]]) -> None:
+    for name, runs in samples.items():
+        per_cycle = [s.per_cycle for s in runs]
+        report.row(
+            f"{name:<7} cycle median {statistics.median(per_cycle) * 1000:7.0f} ms "
+            f"(rounds: {', '.join(f'{v * 1000:.0f}' for v in per_cycle)}) "
+            f"outcomes {runs[0].outcomes}"
+        )
+    if len({tuple(s.outcomes) for runs in samples.values() for s in runs}) > 1:
+        report.row("warning: the set-ups' cycles did not all end alike; compare with care")
+    off, on = samples["off"], samples["on"]
+    cpu = [b.cpu / a.cpu for a, b in zip(off, on, strict=True)]
+    report.row(
+        f"CPU seconds of the whole process tree, on / off: median {statistics.median(cpu):.3f}x"
+        f" (min {min(cpu):.3f}, max {max(cpu):.3f}); load does not inflate CPU time as it does"
+        " wall time"
+    )
+    report.goal(
+        "telemetry on / off, cycle time",
+        1.03,
+        "x",
+        [b.per_cycle / a.per_cycle for a, b in zip(off, on, strict=True)],
+    )
+    for broken in ("dead", "silent"):
+        pairs = zip(on, samples[broken], strict=True)
+        own = [(b.own_per_cycle - a.own_per_cycle) * 1000 for a, b in pairs]
+        report.row(
+            f"{broken}: cost per cycle outside pytest's validate stage, median "
+            f"{statistics.median(own):.1f} ms (min {min(own):.1f}, max {max(own):.1f})"
+        )
+        report.goal(
+            f"{broken} collector: cost per cycle over healthy",
+            5.0,
+            "ms",
+            [(b.per_cycle - a.per_cycle) * 1000 for a, b in zip(on, samples[broken], strict=True)],
+        )
+
+
+def _exit_goals(report: Report, exits: dict[str, list[Sample]]) -> None:
+    healthy = exits["on"]
+    for name, runs in exits.items():
+        report.row(
+            f"{name:<7} run --cycles 1: wall median {statistics.median(s.wall for s in runs):.2f}"
+            f" s, outside the cycle {statistics.median(s.outside for s in runs):.2f} s"
+        )
+    for broken in ("dead", "silent"):
+        report.goal(
+            f"{broken} collector: run --cycles 1 ends after healthy",
+            0.2,
+            "s",
+            [b.outside - a.outside for a, b in zip(healthy, exits[broken], strict=True)],
+        )
+
+
+if __name__ == "__main__":
+    run("1-2 telemetry overhead and broken collectors", measure)

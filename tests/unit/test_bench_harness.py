@@ -1,0 +1,117 @@
+"""The benchmark harness's statistics and goal logic (no timings: values are given)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness
+from benchmarks.harness import Goal, Report, Stats, interleave, quantile, slope
+from benchmarks.soak import Probe
+from benchmarks.soak import _goals as soak_goals
+from benchmarks.telemetry_overhead import Sample
+
+
+def test_quantile_interpolates_between_closest_ranks():
+    assert quantile([4, 1, 3, 2], 0.5) == 2.5
+    assert quantile([4, 1, 3, 2], 0) == 1
+    assert quantile([4, 1, 3, 2], 1) == 4
+    assert quantile([1, 2, 3, 4, 5], 0.95) == pytest.approx(4.8)
+    assert quantile([7], 0.99) == 7
+    with pytest.raises(ValueError):
+        quantile([], 0.5)
+
+
+def test_stats_are_median_min_max_and_count():
+    assert Stats.of([3.0, 1.0, 2.0, 10.0]) == Stats(2.5, 1.0, 10.0, 4)
+    with pytest.raises(ValueError):
+        Stats.of([])
+
+
+def test_slope_is_least_squares_and_zero_without_spread():
+    assert slope([(0, 1), (1, 3), (2, 5)]) == pytest.approx(2)
+    assert slope([(0, 1), (1, 0), (2, 1), (3, 0)]) == pytest.approx(-0.2)
+    assert slope([(0, 4), (1, 4)]) == 0
+    assert slope([(1, 4), (1, 9)]) == 0
+    assert slope([(0, 4)]) == 0
+
+
+def test_interleave_alternates_the_order_and_drops_the_warmup():
+    calls: list[str] = []
+
+    def variant(name: str):
+        def run() -> int:
+            calls.append(name)
+            return len(calls)
+
+        return run
+
+    results = interleave({n: variant(n) for n in "ABC"}, rounds=2, warmup=1)
+    assert "".join(calls) == "ABCCBAABC"
+    assert results == {"A": [6, 7], "B": [5, 8], "C": [4, 9]}
+
+
+def test_a_goal_is_checked_on_the_median_not_on_an_outlier():
+    met = Goal("ratio", 1.03, "x", Stats.of([1.0, 1.02, 5.0]))
+    missed = Goal("ratio", 1.03, "x", Stats.of([0.5, 1.04, 1.05]))
+    assert met.met and "met" in met.line()
+    assert not missed.met and "MISSED" in missed.line()
+    assert "1.030" in missed.line() and "1.040" in missed.line() and "n=3" in missed.line()
+
+
+def test_a_report_is_ok_only_when_every_goal_is_met(capsys):
+    report = Report("demo")
+    report.goal("fast enough", 5, "ms", [1, 2, 3])
+    assert report.ok
+    report.goal("small enough", 5, "ms", [6, 7, 1])
+    assert not report.ok
+    assert [g["met"] for g in report.to_json()["goals"]] == [True, False]
+    assert "MISSED  small enough" in capsys.readouterr().out
+
+
+def test_main_writes_the_report_and_exits_1_on_a_missed_goal(tmp_path: Path, monkeypatch):
+    out = tmp_path / "report.json"
+    monkeypatch.setattr(sys, "argv", ["bench", "--json", str(out)])
+    assert harness.main("ok", lambda r: r.goal("g", 1, "x", [0.9])) == 0
+    assert harness.main("missed", lambda r: r.goal("g", 1, "x", [1.1])) == 1
+    assert json.loads(out.read_text())["goals"][0]["met"] is False
+
+
+def test_knobs_come_from_the_environment_then_quick_mode(monkeypatch):
+    monkeypatch.delenv("BENCH_X", raising=False)
+    monkeypatch.setattr(harness, "QUICK", False)
+    assert harness.count("BENCH_X", 40, 2) == 40
+    monkeypatch.setattr(harness, "QUICK", True)
+    assert harness.count("BENCH_X", 40, 2) == 2
+    monkeypatch.setenv("BENCH_X", "7")
+    assert harness.count("BENCH_X", 40, 2) == 7
+    assert harness.knob("BENCH_X", 40, 2) == 7.0
+
+
+def test_a_run_sample_leaves_out_its_warmup_cycle():
+    sample = Sample(wall=10.0, cpu=3.0, cycles=[4.0, 2.0, 3.0], outcomes=["succeeded"] * 3)
+    assert sample.per_cycle == 2.5
+    assert sample.outside == 1.0
+    assert Sample(wall=5.0, cpu=1.0, cycles=[4.0], outcomes=["failed"]).per_cycle == 4.0
+
+
+def _probes(rss, fds, threads):
+    return [Probe(i / 10, r, f, t) for i, (r, f, t) in enumerate(zip(rss, fds, threads))]
+
+
+def test_the_soak_passes_flat_counts_that_dip_between_cycles():
+    report = Report("soak")
+    soak_goals(
+        report, _probes([70.0] * 8, [11, 15, 11, 16, 11, 15, 12, 11], [5, 6, 5, 5, 6, 5, 5, 5])
+    )
+    assert report.ok
+
+
+def test_the_soak_catches_a_leak_in_each_quantity():
+    leaking = range(10, 18)
+    report = Report("soak")
+    soak_goals(report, _probes([70.0 + x for x in leaking], leaking, leaking))
+    assert [goal.met for goal in report.goals] == [False, False, False]
