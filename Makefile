@@ -65,7 +65,7 @@ typecheck: install
 
 lint:
 	$(BIN)/ruff check hephaestus tests benchmarks
-	$(BIN)/ruff format --check hephaestus
+	$(BIN)/ruff format --check hephaestus tests benchmarks
 
 ## bench: the six performance benchmarks (benchmarks/, docs/performance.md), each scenario in
 ##        its own process, every goal printed next to its measured value; exits non-zero when
