@@ -1,7 +1,8 @@
 """The cycle context every signal carries: correlation id, stage and extra fields.
 
 Kept in contextvars so logs, spans and metrics read the same values without passing them
-around; the cycle runner sets them through :func:`cycle_context` and :func:`stage_context`.
+around; the cycle runner sets the correlation id through :func:`cycle_context`, and each
+stage's span sets ``stage_var`` for the stage it wraps.
 """
 
 from __future__ import annotations
@@ -26,13 +27,3 @@ def cycle_context(correlation_id: str) -> Iterator[None]:
         yield
     finally:
         correlation_id_var.reset(token)
-
-
-@contextlib.contextmanager
-def stage_context(stage: str) -> Iterator[None]:
-    """Set the current stage for everything inside the block."""
-    token = stage_var.set(stage)
-    try:
-        yield
-    finally:
-        stage_var.reset(token)

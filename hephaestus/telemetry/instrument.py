@@ -24,7 +24,7 @@ from opentelemetry.propagate import inject
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from hephaestus.telemetry.catalog import Metrics, default_metrics
-from hephaestus.telemetry.context import cycle_context, stage_context
+from hephaestus.telemetry.context import cycle_context, stage_var
 from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV
 from hephaestus.telemetry.spanfile import read_span_file
 
@@ -190,12 +190,10 @@ def _stage_span(instruments: Instruments, stage: str, agent: str | None) -> Iter
         attributes |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
     started = time.perf_counter()
     outcome = "ok"
-    with (
-        stage_context(stage),
-        instruments.tracer.start_as_current_span(
-            name, attributes=attributes, record_exception=False, set_status_on_exception=False
-        ) as span,
-    ):
+    token = stage_var.set(stage)  # the log context, set here rather than by a second manager
+    with instruments.tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as span:
         try:
             yield span
         except BaseException as exc:
@@ -205,6 +203,7 @@ def _stage_span(instruments: Instruments, stage: str, agent: str | None) -> Iter
                 _mark_error(span, exc)
             raise
         finally:
+            stage_var.reset(token)
             elapsed = time.perf_counter() - started
             sample = exemplar(span)
             metrics = instruments.metrics
