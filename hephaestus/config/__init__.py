@@ -6,18 +6,23 @@ message that names the key, the value and what is allowed, instead of surfacing 
 confusing crash.
 """
 
-from hephaestus.config._loading import MAX_CONFIG_BYTES, describe, load_config, to_dict
+from hephaestus.config._loading import (
+    MAX_CONFIG_BYTES,
+    SECTIONS,
+    Config,
+    describe,
+    load_config,
+    to_dict,
+)
 from hephaestus.config._sections import (
     ENV_CONFIG_FILE,
     ENV_PREFIX,
     MIN_PROMPT_TOKENS,
     ROLES,
-    SECTIONS,
     STRUCTURED_OUTPUT_MODES,
     VALIDATION_STEPS,
     AgentConfig,
     ChaosConfig,
-    Config,
     ConfigError,
     LLMConfig,
     LoggingConfig,

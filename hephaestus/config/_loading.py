@@ -1,4 +1,4 @@
-"""Loading: ``hephaestus.toml`` merged with ``HEPHAESTUS_<SECTION>_<KEY>`` variables, validated.
+"""The whole configuration, loaded from ``hephaestus.toml`` and ``HEPHAESTUS_<SECTION>_<KEY>``.
 
 Loading walks the sections' field declarations, so an unknown key or a bad value fails with a
 message that names the key, the value and what is allowed.
@@ -12,7 +12,7 @@ import os
 import tomllib
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -21,19 +21,40 @@ from hephaestus.config._sections import (
     ENV_PREFIX,
     MIN_PROMPT_TOKENS,
     ROLES,
-    SECTIONS,
     VALIDATION_STEPS,
-    Config,
+    AgentConfig,
+    ChaosConfig,
     ConfigError,
     LLMConfig,
+    LoggingConfig,
+    ResilienceConfig,
+    ServiceConfig,
+    TelemetryConfig,
+    ValidationConfig,
 )
 
 _ENV_NOT_CONFIG = {ENV_CONFIG_FILE, "HEPHAESTUS_SPAN_FILE", "HEPHAESTUS_PYTEST_REPORT"}
 
 
-def override(config: Config, sections: Mapping[str, Mapping[str, Any]]) -> Config:
-    """``config`` with ``section={key: value}`` overrides, validated like file values."""
-    return _build(_merge(to_dict(config), sections), source="override")
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of one Hephaestus process."""
+
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
+        """Return a copy with ``section={key: value}`` overrides validated like file values."""
+        return _build(_merge(to_dict(self), sections), source="override")
+
+
+SECTIONS: dict[str, type] = dict(get_type_hints(Config))
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:

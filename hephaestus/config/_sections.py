@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any
 
 ENV_PREFIX = "HEPHAESTUS_"
 ENV_CONFIG_FILE = "HEPHAESTUS_CONFIG"
@@ -233,26 +232,3 @@ class ServiceConfig:
     jaeger_url: str = _spec(
         "", "Jaeger UI the dashboard's trace view links to (e.g. http://localhost:16686)"
     )
-
-
-@dataclass(frozen=True)
-class Config:
-    """The effective configuration of one Hephaestus process."""
-
-    agent: AgentConfig = field(default_factory=AgentConfig)
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
-    llm: LLMConfig = field(default_factory=LLMConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    service: ServiceConfig = field(default_factory=ServiceConfig)
-    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
-    resilience: ResilienceConfig = field(default_factory=ResilienceConfig)
-    chaos: ChaosConfig = field(default_factory=ChaosConfig)
-
-    def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
-        """Return a copy with ``section={key: value}`` overrides validated like file values."""
-        from hephaestus.config._loading import override  # loading builds on these classes
-
-        return override(self, sections)
-
-
-SECTIONS: dict[str, type] = dict(get_type_hints(Config))
