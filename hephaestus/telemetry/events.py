@@ -15,7 +15,7 @@ from stamina.instrumentation import RetryDetails
 
 from hephaestus.resilience.breaker import TRANSITIONS, BreakerState
 from hephaestus.telemetry.catalog import Metrics
-from hephaestus.telemetry.instrument import add_event, error_type
+from hephaestus.telemetry.spans import add_event, error_type
 
 BREAKER_STATES = tuple(state.value for state in BreakerState)
 _LOG = logging.getLogger("hephaestus.resilience")

@@ -10,31 +10,40 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from opentelemetry import baggage, context, trace
-from opentelemetry.propagate import inject
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from hephaestus.telemetry.catalog import Metrics, default_metrics
 from hephaestus.telemetry.context import cycle_context, stage_var
-from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV
-from hephaestus.telemetry.spanfile import read_span_file
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE
+from hephaestus.telemetry.spans import (
+    add_event,
+    error_type,
+    exemplar,
+    mark_error,
+    set_attributes,
+)
+from hephaestus.telemetry.tools import ToolRun, tool_span
+
+__all__ = [
+    "ChatCall",
+    "CycleSpan",
+    "Instruments",
+    "ToolRun",
+    "add_event",
+    "error_type",
+    "exemplar",
+    "set_attributes",
+]
 
 OTHER_MODEL = "other"
 Relay = Callable[[Iterable[dict[str, Any]]], int]
-
-
-def error_type(exc: BaseException) -> str:
-    """The low-cardinality ``error.type`` of ``exc``: its own, or its class name."""
-    return getattr(exc, "error_type", None) or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class Instruments:
 
     def stage_span(self, stage: str, agent: str | None = None) -> ContextManager[Span]:
         """``invoke_agent {agent}`` for LLM-backed stages, ``hephaestus.{stage}`` otherwise."""
-        return _stage_span(self, stage, agent)
+        return _StageSpan(self, stage, agent)
 
     def chat_span(
         self,
@@ -108,31 +117,11 @@ class Instruments:
 
     def tool_span(self, tool: str) -> ContextManager[ToolRun]:
         """``execute_tool {tool}`` around a subprocess run."""
-        return _tool_span(self, tool)
+        return tool_span(self, tool)
 
     def model_label(self, model: str) -> str:
         """``model`` when configured, else ``other``: the label's values stay bounded."""
         return model if model in self.models else OTHER_MODEL
-
-
-def exemplar(span: Span | None = None) -> dict[str, str] | None:
-    """``{trace_id, span_id}`` of ``span`` (default: the current one), if it is recording."""
-    span_context = (span or trace.get_current_span()).get_span_context()
-    if not span_context.is_valid or not span_context.trace_flags.sampled:
-        return None
-    return {
-        "trace_id": format(span_context.trace_id, "032x"),
-        "span_id": format(span_context.span_id, "016x"),
-    }
-
-
-def _mark_error(span: Span, exc: BaseException) -> str:
-    """Record ``exc`` on ``span`` (status ERROR, ``error.type``); return the error type."""
-    kind = error_type(exc)
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-    span.set_attribute("error.type", kind)
-    return kind
 
 
 @dataclass
@@ -182,36 +171,52 @@ def _cycle_span(tracer: Tracer, correlation_id: str, cycle_number: int) -> Itera
         context.detach(token)
 
 
-@contextlib.contextmanager
-def _stage_span(instruments: Instruments, stage: str, agent: str | None) -> Iterator[Span]:
-    name = f"invoke_agent {agent}" if agent else f"hephaestus.{stage}"
-    attributes: dict[str, Any] = {"hephaestus.stage": stage}
-    if agent:
-        attributes |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
-    started = time.perf_counter()
-    outcome = "ok"
-    token = stage_var.set(stage)  # the log context, set here rather than by a second manager
-    with instruments.tracer.start_as_current_span(
-        name, attributes=attributes, record_exception=False, set_status_on_exception=False
-    ) as span:
-        try:
-            yield span
-        except BaseException as exc:
+class _StageSpan:
+    """The stage's span, its log context and its two histograms, entered as one manager.
+
+    A plain class rather than a generator wrapped around the tracer's own manager: a
+    cycle enters many stages, and the two nested generators cost more than the span.
+    """
+
+    __slots__ = ("_agent", "_instruments", "_span", "_stage", "_started", "_tokens")
+
+    def __init__(self, instruments: Instruments, stage: str, agent: str | None) -> None:
+        self._instruments, self._stage, self._agent = instruments, stage, agent
+
+    def __enter__(self) -> Span:
+        stage, agent = self._stage, self._agent
+        attributes: dict[str, Any] = {"hephaestus.stage": stage}
+        if agent:
+            attributes["gen_ai.operation.name"] = "invoke_agent"
+            attributes["gen_ai.agent.name"] = agent
+        self._started = time.perf_counter()
+        span = self._instruments.tracer.start_span(
+            f"invoke_agent {agent}" if agent else f"hephaestus.{stage}", attributes=attributes
+        )
+        self._span = span
+        # the log context's stage, then the span as the current one
+        self._tokens = (stage_var.set(stage), context.attach(trace.set_span_in_context(span)))
+        return span
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        span, (stage_token, context_token) = self._span, self._tokens
+        outcome = "ok"
+        if exc is not None:
             outcome = _stage_outcome(exc)
             span.set_attribute("hephaestus.stage.outcome", outcome)
             if outcome != "rejected":  # a decision not to change anything is not an error
-                _mark_error(span, exc)
-            raise
-        finally:
-            stage_var.reset(token)
-            elapsed = time.perf_counter() - started
-            sample = exemplar(span)
-            metrics = instruments.metrics
-            metrics.stage_duration.labels(stage=stage, outcome=outcome).observe(
-                elapsed, exemplar=sample
-            )
-            if agent:
-                metrics.agent_response.labels(agent=agent).observe(elapsed, exemplar=sample)
+                mark_error(span, exc)
+        context.detach(context_token)
+        stage_var.reset(stage_token)
+        span.end()
+        elapsed = time.perf_counter() - self._started
+        sample = exemplar(span)
+        metrics, stage = self._instruments.metrics, self._stage
+        metrics.stage_duration.labels(stage=stage, outcome=outcome).observe(
+            elapsed, exemplar=sample
+        )
+        if self._agent:
+            metrics.agent_response.labels(agent=self._agent).observe(elapsed, exemplar=sample)
 
 
 def _stage_outcome(exc: BaseException) -> str:
@@ -319,88 +324,9 @@ def _chat_span(
         try:
             yield call
         except BaseException as exc:
-            failure = _mark_error(span, exc)
+            failure = mark_error(span, exc)
             raise
         finally:
             instruments.metrics.genai_duration.labels(**call.labels(), error_type=failure).observe(
                 time.perf_counter() - started, exemplar=exemplar(span)
             )
-
-
-def add_event(name: str, attributes: Mapping[str, Any]) -> None:
-    """Add an event to the current span (retries, breaker transitions)."""
-    trace.get_current_span().add_event(name, dict(attributes))
-
-
-def set_attributes(attributes: Mapping[str, Any]) -> None:
-    """Set attributes on the current span (a stage's findings: test counts, prompt fitting)."""
-    trace.get_current_span().set_attributes(dict(attributes))
-
-
-@dataclass
-class ToolRun:
-    """The span of a tool subprocess; :meth:`env` carries the trace into the child."""
-
-    span: Span
-    instruments: Instruments
-    span_file: Path | None = None
-
-    def env(self) -> dict[str, str]:
-        """``TRACEPARENT``/``BAGGAGE`` and the file the child records its spans in."""
-        if self.instruments.relay is None:
-            return {}
-        if self.span_file is None:
-            handle, name = tempfile.mkstemp(prefix="hephaestus-spans-", suffix=".jsonl")
-            os.close(handle)
-            self.span_file = Path(name)
-        carrier: dict[str, str] = {}
-        inject(carrier)
-        return {
-            SPAN_FILE_ENV: str(self.span_file),
-            **{key.upper(): value for key, value in carrier.items()},
-        }
-
-    def pytest_args(self) -> list[str]:
-        """Arguments that load the plugin joining this trace from inside pytest."""
-        if self.instruments.relay is None:
-            return []
-        return ["-p", "hephaestus.telemetry.pytest_plugin"]
-
-    def result(self, result: str, exit_code: int | None = None) -> None:
-        """Count the run by ``result`` (passed, failed, no_tests, timeout, error)."""
-        self.span.set_attribute("hephaestus.tool.result", result)
-        if exit_code is not None:
-            self.span.set_attribute("process.exit.code", exit_code)
-        if result not in ("passed", "no_tests"):
-            self.span.set_status(Status(StatusCode.ERROR, result))
-            self.span.set_attribute("error.type", result)
-        self.instruments.metrics.validation_tests.labels(result=result).inc(
-            exemplar=exemplar(self.span)
-        )
-
-    def collect(self) -> None:
-        """Relay the child's spans to our exporters and remove its file."""
-        relay = self.instruments.relay
-        if self.span_file is None or relay is None:
-            return
-        with contextlib.suppress(OSError):
-            relay(read_span_file(self.span_file))
-        self.span_file.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _tool_span(instruments: Instruments, tool: str) -> Iterator[ToolRun]:
-    with instruments.tracer.start_as_current_span(
-        f"execute_tool {tool}",
-        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool},
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        run = ToolRun(span, instruments)
-        try:
-            yield run
-        except BaseException as exc:
-            _mark_error(span, exc)
-            raise
-        finally:
-            run.collect()
