@@ -47,6 +47,7 @@ _LOCKED = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 LOCK_WAIT = 3.0  # seconds a command may wait for another git process's lock
 _sleep = time.sleep
 # what a repository in the middle of an operation has in its git dir, and how to end it
+_IDENTITY_KEYS = r"^user\.(name|email)$"
 _IN_PROGRESS = (
     ("MERGE_HEAD", "a merge", "git merge --continue or git merge --abort"),
     ("rebase-merge", "a rebase", "git rebase --continue or git rebase --abort"),
@@ -138,10 +139,15 @@ def changed_paths(root: Path, paths: Sequence[str]) -> list[str]:
 
 
 class GitRepo:
-    """A work tree the agent improves; every change to it goes through :meth:`fast_forward`."""
+    """A work tree the agent improves; every change to it goes through :meth:`fast_forward`.
+
+    Where the work tree keeps its git files does not change while the agent runs, so the
+    paths git names for them are asked once and remembered: a cycle asks for them often.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._git_paths: dict[tuple[str, ...], Path] = {}
 
     @classmethod
     def open(cls, path: Path) -> GitRepo:
@@ -177,13 +183,18 @@ class GitRepo:
 
     def git_dir(self) -> Path:
         """The (common) git directory: config, hooks, refs, objects."""
-        out = git(["rev-parse", "--path-format=absolute", "--git-common-dir"], self.root)
-        return Path(out.stdout.strip())
+        return self._rev_parse_path("--git-common-dir")
 
     def git_path(self, name: str) -> Path:
         """The absolute path git uses for ``name`` (``index.lock``, ``MERGE_HEAD``...)."""
-        out = git(["rev-parse", "--path-format=absolute", "--git-path", name], self.root)
-        return Path(out.stdout.strip())
+        return self._rev_parse_path("--git-path", name)
+
+    def _rev_parse_path(self, *query: str) -> Path:
+        found = self._git_paths.get(query)
+        if found is None:
+            out = git(["rev-parse", "--path-format=absolute", *query], self.root)
+            found = self._git_paths[query] = Path(out.stdout.strip())
+        return found
 
     def branch(self) -> str:
         """The ref HEAD points to (``refs/heads/main``), or ``""`` when it is detached."""
@@ -191,7 +202,7 @@ class GitRepo:
 
     def operation_in_progress(self) -> str | None:
         """What unfinished git operation the repository is in, with how to end it; or ``None``."""
-        git_dir = Path(git(["rev-parse", "--absolute-git-dir"], self.root).stdout.strip())
+        git_dir = self._rev_parse_path("--absolute-git-dir")
         for marker, what, fix in _IN_PROGRESS:
             if (git_dir / marker).exists():
                 return f"{what} ({git_dir / marker} exists); finish it with {fix}"
@@ -220,9 +231,10 @@ class GitRepo:
 
     def identity_env(self) -> dict[str, str]:
         """A fallback author/committer when the repo and user have none configured."""
-        name = git(["config", "user.name"], self.root, check=False).stdout.strip()
-        email = git(["config", "user.email"], self.root, check=False).stdout.strip()
-        return {} if name and email else dict(_FALLBACK_IDENTITY)
+        found = git(["config", "--get-regexp", _IDENTITY_KEYS], self.root, check=False).stdout
+        values = dict(line.partition(" ")[::2] for line in found.splitlines())
+        complete = values.get("user.name", "").strip() and values.get("user.email", "").strip()
+        return {} if complete else dict(_FALLBACK_IDENTITY)
 
     def dirty_paths(self, paths: Sequence[str]) -> list[str]:
         """Which of ``paths`` differ from HEAD in the work tree or index (or exist untracked)."""

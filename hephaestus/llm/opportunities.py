@@ -7,6 +7,7 @@ model would write. Every finder is conservative: when in doubt it finds nothing.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,15 +43,21 @@ def find_opportunities(path: str, source: str) -> list[Opportunity]:
     """
     if not path.endswith(".py"):
         return []
+    return list(_opportunities(path, source))
+
+
+@functools.lru_cache(maxsize=2048)
+def _opportunities(path: str, source: str) -> tuple[Opportunity, ...]:
+    """Remembered by content: each cycle's prompt carries the same unchanged files again."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return []
+        return ()
     lines = source.splitlines(keepends=True)
     found: list[Opportunity] = []
     for finder in _FINDERS:
         found.extend(finder(path, tree, lines))
-    return sorted(found, key=lambda o: (o.line, o.kind))
+    return tuple(sorted(found, key=lambda o: (o.line, o.kind)))
 
 
 def _module_docstring(path: str, tree: ast.Module, lines: list[str]) -> Iterator[Opportunity]:
