@@ -38,10 +38,16 @@ def _watched_files(git_dir: Path) -> dict[str, str]:
     return files
 
 
-def _refs(repo: GitRepo, branch: str) -> dict[str, str]:
-    out = git(["for-each-ref", "--format=%(refname) %(objectname)"], repo.root).stdout
-    refs = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-    refs.pop(branch, None)
+def _refs(repo: GitRepo) -> dict[str, str]:
+    """Every ref but the branch HEAD names; which branch that is, under ``HEAD``."""
+    out = git(["for-each-ref", "--format=%(HEAD) %(refname) %(objectname)"], repo.root).stdout
+    refs, branch = {}, ""
+    for line in out.splitlines():
+        current, name, value = line[:1], *line[2:].partition(" ")[::2]
+        if current == "*":
+            branch = name
+        elif value:
+            refs[name] = value
     refs["HEAD"] = branch or "(detached)"
     return refs
 
@@ -60,7 +66,7 @@ class GitFingerprint:
     @classmethod
     def take(cls, repo: GitRepo) -> GitFingerprint:
         """Fingerprint ``repo`` now (the branch HEAD names is left out of the refs)."""
-        return cls(_watched_files(repo.git_dir()), _refs(repo, repo.branch()))
+        return cls(_watched_files(repo.git_dir()), _refs(repo))
 
     def changes(self, repo: GitRepo) -> list[str]:
         """What differs in ``repo`` now: ``.git/<file>`` and ref names, sorted."""
