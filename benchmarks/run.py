@@ -1,6 +1,6 @@
 """``make bench``: every scenario in a process of its own, then every goal in one table.
 
-    python -m benchmarks.run                       # all six scenarios
+    python -m benchmarks.run                       # every scenario
     python -m benchmarks.run stage_helper soak     # some of them
     BENCH_QUICK=1 python -m benchmarks.run         # tiny counts: does everything start?
 
@@ -24,6 +24,7 @@ SCENARIOS = (
     "metrics_render",
     "telemetry_overhead",
     "cycle_latency",
+    "startup",
     "soak",
 )
 

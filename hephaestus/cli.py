@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hephaestus.cli_args import build_parser
-from hephaestus.config import Config, ConfigError, describe, load_config
+from hephaestus.config import Config, ConfigError, describe, load_config, to_toml
 
 if TYPE_CHECKING:  # the commands import what they use: `--help` starts without them
     from rich.console import Console
@@ -250,9 +250,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(shown, indent=2))
     else:
-        from hephaestus.display import config_toml
-
-        print(config_toml(shown))
+        print(to_toml(shown))
     return 0
 
 

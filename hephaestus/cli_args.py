@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TypeAlias
 
 from hephaestus import __version__
-from hephaestus.performance.measurements import parse_window
 
 
 def _positive(text: str) -> int:
@@ -100,6 +99,8 @@ def _add_history_and_trace(sub: Subparsers) -> None:
 
 
 def _window(text: str) -> float:
+    from hephaestus.performance.measurements import parse_window  # not for --help
+
     try:
         return parse_window(text)
     except ValueError as exc:

@@ -13,6 +13,7 @@ from hephaestus.config._loading import (
     describe,
     load_config,
     to_dict,
+    to_toml,
 )
 from hephaestus.config._sections import (
     ENV_CONFIG_FILE,
@@ -56,4 +57,5 @@ __all__ = [
     "describe",
     "load_config",
     "to_dict",
+    "to_toml",
 ]

@@ -7,6 +7,7 @@ message that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tomllib
@@ -328,3 +329,26 @@ def describe(config: Config, env: Mapping[str, str] | None = None) -> dict[str, 
     key_env = config.llm.api_key_env
     shown["llm"]["api_key"] = ("****" if env.get(key_env) else "(not set)") if key_env else "(none)"
     return shown
+
+
+def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """``config show``'s text: :func:`describe`'s sections as TOML.
+
+    Values are written in JSON syntax, which TOML accepts for these types.
+    """
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-import stamina
-
 from hephaestus.config import ResilienceConfig
 from hephaestus.resilience.timeouts import NO_DEADLINE, Deadline
 
@@ -114,6 +112,8 @@ def retry(
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     if backoff_factor < 1:
         raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor}")
+    import stamina  # on first use: `history` and `config show` load this package, never retry
+
     return stamina.retry(
         on=exceptions,
         attempts=max_attempts,

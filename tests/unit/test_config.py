@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tomllib
 from pathlib import Path
 from typing import get_type_hints
 
@@ -23,6 +24,7 @@ from hephaestus.config import (
     describe,
     load_config,
     to_dict,
+    to_toml,
 )
 
 SECRET = "sk-test-0123456789abcdef-do-not-leak"
@@ -658,3 +660,18 @@ def test_a_config_file_that_cannot_be_read_as_toml_is_a_config_error(tmp_path, w
 
     with pytest.raises(ConfigError, match=message):
         load_config(path, env={})
+
+
+# -- config show as TOML ---------------------------------------------------------------------------
+def test_the_config_renders_as_toml_that_reads_back_the_same():
+    sections = {
+        "llm": {
+            "provider": "openai",
+            "models": {"brain": ["a/b", 'quote"d'], "code_reviewer": []},
+            "request_timeout": 60.0,
+            "headers": {},
+        },
+        "agent": {"allow_test_edits": False, "max_patch_files": 5, "review_mode": "always"},
+    }
+
+    assert tomllib.loads(to_toml(sections)) == sections

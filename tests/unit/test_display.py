@@ -6,7 +6,6 @@ way an operator reads it.
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any
 
 from rich.console import Console
@@ -14,7 +13,6 @@ from rich.console import Console
 from hephaestus.agent.models import CycleResult, Objective, Reason, Stage
 from hephaestus.display import (
     CycleProgress,
-    config_toml,
     history_table,
     report_view,
     status_view,
@@ -90,21 +88,6 @@ def test_history_shows_a_running_cycle_and_the_ids_that_find_its_trace():
     assert "running" in running
     finished = next(line for line in shown.splitlines() if "corr-3" in line)
     assert TRACE in finished and "timeout" in finished and "3.00s" in finished
-
-
-# -- config -----------------------------------------------------------------------------------
-def test_the_config_renders_as_toml_that_reads_back_the_same():
-    sections = {
-        "llm": {
-            "provider": "openai",
-            "models": {"brain": ["a/b", 'quote"d'], "code_reviewer": []},
-            "request_timeout": 60.0,
-            "headers": {},
-        },
-        "agent": {"allow_test_edits": False, "max_patch_files": 5, "review_mode": "always"},
-    }
-
-    assert tomllib.loads(config_toml(sections)) == sections
 
 
 # -- traces -----------------------------------------------------------------------------------
