@@ -12,7 +12,7 @@ from benchmarks import harness
 from benchmarks.harness import Goal, Report, Stats, interleave, quantile, slope
 from benchmarks.soak import Probe
 from benchmarks.soak import _goals as soak_goals
-from benchmarks.telemetry_overhead import Sample
+from benchmarks.telemetry_overhead import Sample, pooled
 
 
 def test_quantile_interpolates_between_closest_ranks():
@@ -92,10 +92,25 @@ def test_knobs_come_from_the_environment_then_quick_mode(monkeypatch):
 
 
 def test_a_run_sample_leaves_out_its_warmup_cycle():
-    sample = Sample(wall=10.0, cpu=3.0, cycles=[4.0, 2.0, 3.0], outcomes=["succeeded"] * 3)
-    assert sample.per_cycle == 2.5
+    sample = Sample(
+        wall=10.0,
+        cpu=3.0,
+        cycles=[4.0, 2.0, 3.0],
+        outcomes=["succeeded"] * 3,
+        validate=[3.0, 1.5, 2.0],
+    )
+    assert sample.counted == [2.0, 3.0]
+    assert sample.own == [0.5, 1.0]
     assert sample.outside == 1.0
-    assert Sample(wall=5.0, cpu=1.0, cycles=[4.0], outcomes=["failed"]).per_cycle == 4.0
+    assert Sample(wall=5.0, cpu=1.0, cycles=[4.0], outcomes=["failed"]).counted == [4.0]
+
+
+def test_runs_of_one_set_up_are_pooled_in_order():
+    runs = [
+        Sample(wall=9.0, cpu=1.0, cycles=[5.0, 1.0, 2.0], outcomes=[], validate=[0, 0, 0]),
+        Sample(wall=9.0, cpu=1.0, cycles=[5.0, 3.0], outcomes=[], validate=[0, 0]),
+    ]
+    assert pooled(runs, lambda s: s.counted) == [1.0, 2.0, 3.0]
 
 
 def _probes(rss, fds, threads):
