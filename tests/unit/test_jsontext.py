@@ -7,6 +7,7 @@ its strings, must reach the agent exactly as the model wrote it.
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -172,6 +173,46 @@ def test_64_levels_are_fine():
 
     assert nesting_depth(answer) == 64
     assert isinstance(extract_json(answer)["a"], list)
+
+
+def depth_by_characters(text: str) -> int:
+    """The rule, a character at a time: brackets count outside strings, escapes are skipped."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'{"a": "\"[[[", "b": [{}]}',  # an escaped quote does not end the string
+        r'{"a": "\\", "b": [[1]]}',  # an escaped backslash does not escape the quote after it
+        '{"a": "[[[',  # an unterminated string hides everything after it
+        '{"a": [1, "x\\',  # ...also when it ends on a lone backslash
+        '{"a": "line\\\n[", "b": [[[]]]}',  # an escaped newline inside a string
+        "]]]}}[{",  # closing brackets never take the depth below zero
+    ],
+)
+def test_the_depth_follows_json_strings_and_escapes(text):
+    assert nesting_depth(text) == depth_by_characters(text)
+
+
+def test_the_depth_matches_the_character_rule_on_random_text():
+    rng = random.Random(7)
+    alphabet = '[]{}"\\ a\n'
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        assert nesting_depth(text) == depth_by_characters(text), text
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting():
