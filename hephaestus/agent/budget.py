@@ -61,7 +61,12 @@ class _Fitting:
         return build_messages(self.instructions, self.payload)
 
     def tokens(self) -> int:
-        return sum(estimate_tokens(m.content) for m in self.messages())
+        return messages_tokens(self.messages())
+
+
+def messages_tokens(messages: Sequence[Message]) -> int:
+    """The estimated tokens of ``messages``' contents."""
+    return sum(estimate_tokens(m.content) for m in messages)
 
 
 def fit_messages(
@@ -87,9 +92,11 @@ def fit_messages(
         instructions, {**payload, **({files_key: files} if files_key else {})}, files_key, []
     )
     budget = prompt_budget(models, role)
-    tokens = fitting.tokens()
+    messages = fitting.messages()  # built once when nothing needs trimming, as is usual
+    tokens = messages_tokens(messages)
     if budget is not None and tokens > budget:
         tokens = _trim(fitting, order, budget, tokens)
+        messages = fitting.messages()
     _report(role, fitting, tokens, budget)
     if budget is not None and tokens > budget:
         kept = f" (kept in full: {', '.join(required)})" if required else ""
@@ -101,7 +108,7 @@ def fit_messages(
             "window is larger, or lower llm.max_tokens",
             error_type="context_overflow",
         )
-    return fitting.messages()
+    return messages
 
 
 def _trim(fitting: _Fitting, order: list[str], budget: int, tokens: int) -> int:
