@@ -29,8 +29,8 @@ from typing import Any
 from benchmarks.fixtures import agent_env, clone, cycle_seconds, git, hephaestus, history, make_repo
 from benchmarks.harness import QUICK, Report, count, quantile, run
 
-CYCLES = count("BENCH_LATENCY_CYCLES", 5, 1)
-FLOOR_RUNS = count("BENCH_FLOOR_RUNS", 3, 1)  # before and after the agent's run
+CYCLES = count("BENCH_LATENCY_CYCLES", 7, 1)
+FLOOR_RUNS = count("BENCH_FLOOR_RUNS", 4, 1)  # before and after the agent's run
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1,2" if QUICK else "1,10,100").split(",")]
 PYTEST_ARGS = ["-q", "-x", "-p", "no:cacheprovider"]  # validation.pytest_args' default
 SETTINGS = {"HEPHAESTUS_VALIDATION_SANDBOX": "none"}
