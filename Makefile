@@ -67,7 +67,7 @@ lint:
 	$(BIN)/ruff check hephaestus tests benchmarks
 	$(BIN)/ruff format --check hephaestus tests benchmarks
 
-## bench: the six performance benchmarks (benchmarks/, docs/performance.md), each scenario in
+## bench: the seven performance benchmarks (benchmarks/, docs/performance.md), each scenario in
 ##        its own process, every goal printed next to its measured value; exits non-zero when
 ##        a goal is missed. Not part of `make test`. About ten minutes; SOAK_SECONDS=120 by
 ##        default (`make soak` runs the full ten-minute soak alone).
