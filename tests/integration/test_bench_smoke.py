@@ -40,6 +40,14 @@ def test_every_benchmark_module_imports(module: str):
                 "/metrics openmetrics p50, over HTTP",
             ],
         ),
+        (
+            "startup",
+            [
+                "hephaestus --help starts and exits",
+                "hephaestus config show starts and exits",
+                "hephaestus history starts and exits",
+            ],
+        ),
     ],
 )
 def test_a_scenario_runs_to_its_report_with_tiny_counts(scenario, goals, tmp_path: Path):
