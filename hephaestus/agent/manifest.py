@@ -99,6 +99,7 @@ def scan(
         if path.endswith(".py") and not test and text and len(text) <= budget:
             sources[path] = text
             budget -= len(text)
+    _BLOBS.retain({blob for _, blob in listed[:max_files] if blob is not None})
     return Manifest(
         files=tuple(entries),
         total_files=len(listed),
@@ -130,7 +131,12 @@ class _BlobFacts:
 
 
 class _BlobCache:
-    """What a scan learned from each blob, least recently used first; bounded."""
+    """What a scan learned from each blob, least recently used first; bounded.
+
+    After each scan only the blobs of the tree just scanned are kept (:meth:`retain`): the
+    versions a cycle replaced are dropped, so a long-running agent's memory follows the
+    size of the repository, not the number of cycles it has run.
+    """
 
     def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
@@ -154,6 +160,12 @@ class _BlobCache:
             while len(self._facts) > self.max_entries:
                 self._facts.popitem(last=False)
         return found
+
+    def retain(self, blobs: set[str]) -> None:
+        """Forget every blob but ``blobs``."""
+        with self._lock:
+            for key in [key for key in self._facts if key[0] not in blobs]:
+                del self._facts[key]
 
 
 def _learn(full: Path, *, python: bool, max_text: int) -> _BlobFacts:

@@ -7,8 +7,8 @@ model would write. Every finder is conservative: when in doubt it finds nothing.
 from __future__ import annotations
 
 import ast
-import functools
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -43,12 +43,23 @@ def find_opportunities(path: str, source: str) -> list[Opportunity]:
     """
     if not path.endswith(".py"):
         return []
-    return list(_opportunities(path, source))
+    with _LATEST_LOCK:
+        remembered = _LATEST.get(path)
+    if remembered is not None and remembered[0] == source:
+        return list(remembered[1])
+    found = _opportunities(path, source)
+    with _LATEST_LOCK:
+        _LATEST[path] = (source, found)
+    return list(found)
 
 
-@functools.lru_cache(maxsize=2048)
+# the latest version of each file and what it holds: each cycle's prompt carries the same
+# unchanged files again, and only one version a path is kept, so memory follows the tree
+_LATEST: dict[str, tuple[str, tuple[Opportunity, ...]]] = {}
+_LATEST_LOCK = threading.Lock()
+
+
 def _opportunities(path: str, source: str) -> tuple[Opportunity, ...]:
-    """Remembered by content: each cycle's prompt carries the same unchanged files again."""
     try:
         tree = ast.parse(source)
     except SyntaxError:

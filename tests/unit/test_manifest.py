@@ -204,3 +204,15 @@ def test_the_remembered_blobs_are_bounded(repo):
         blob = git(repo, "rev-parse", f"HEAD:{path}").strip()
         cache.facts(repo, path, blob, 1000)
     assert len(cache._facts) == 2
+
+
+def test_a_replaced_version_is_forgotten_so_memory_follows_the_tree_not_the_cycles(repo, reads):
+    scan_all(repo)
+    for value in range(5):  # five cycles, each replacing beta.py
+        (repo / "pkg" / "beta.py").write_text(f"B = {value}\n")
+        git(repo, "commit", "-qam", f"beta {value}")
+        scan_all(repo)
+
+    remembered = {key[0] for key in manifest._BLOBS._facts}
+    tracked = {line.split()[1] for line in git(repo, "ls-files", "-s").splitlines()}
+    assert remembered == tracked

@@ -17,6 +17,7 @@ import pytest
 from hephaestus.agent.models import CycleError, Reason
 from hephaestus.agent.patches import apply_plan, parse_plan
 from hephaestus.agent.prompts import build_messages
+from hephaestus.llm import opportunities
 from hephaestus.llm.base import LLMError, Message, Role
 from hephaestus.llm.jsontext import extract_json
 from hephaestus.llm.offline import OFFLINE_MODEL, OfflineProvider
@@ -522,3 +523,13 @@ def test_every_sample_objective_becomes_a_plan_that_applies_cleanly(tmp_path):
     assert set(done) == expected
     chosen = strategy(has_tests=any(p.startswith("tests/") for p in sources))
     assert chosen["strategy"] == "SYNTAX_AND_PYTEST"
+
+
+def test_the_offline_model_remembers_one_version_of_each_file():
+    path = "pkg/remembered.py"
+    for value in range(5):  # five cycles, each changing the file
+        source = f"def f{value}():\n    return {value}\n"
+        first = find_opportunities(path, source)
+        assert find_opportunities(path, source) == first  # the same answer, remembered
+
+    assert opportunities._LATEST[path][0] == source  # only the latest version is kept
