@@ -75,8 +75,13 @@ def clone(template: Path, dest: Path) -> Path:
 
 
 def agent_env(settings: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This environment without the caller's HEPHAESTUS_*/OTEL_*, plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEPHAESTUS_", "OTEL_"))}
+    """This environment without the caller's HEPHAESTUS_*/OTEL_*, plus ``settings``.
+
+    ``PYTHONDONTWRITEBYTECODE`` goes too: an installed agent starts from cached bytecode,
+    and a machine that forbids writing it would compile every module at every start.
+    """
+    dropped = ("HEPHAESTUS_", "OTEL_", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     return {**env, "HEPHAESTUS_LOGGING_LEVEL": "error", **(settings or {})}
 
 
