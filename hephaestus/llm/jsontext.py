@@ -39,7 +39,7 @@ def nesting_depth(text: str) -> int:
     """
     depth = deepest = 0
     for token in _STRING_OR_BRACKET.finditer(text):
-        char = token.group()[0]
+        char = text[token.start()]  # not token.group(): that would copy every string
         if char in "[{":
             depth += 1
             deepest = max(deepest, depth)
