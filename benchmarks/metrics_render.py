@@ -1,24 +1,29 @@
 """Scenario 4: ``/metrics`` rendering, Prometheus text and OpenMetrics, in-process and over HTTP.
 
 In-process: this process declares every series the agent declares at start (every
-outcome and reason, stage, agent, model and breaker), then observes each histogram and
-counter child once with an exemplar, as a long-running service would have them, and
-times the service's own render function in CPU time of the rendering thread (a render is
-CPU-bound, and CPU time is what other processes' load does not inflate; the wall time is
-printed too). Over HTTP: ``hephaestus serve`` on the sample,
-idle after its first cycle, scraped from here with keep-alive. The two formats alternate.
+outcome and reason, stage, agent, model and breaker) and observes each histogram and
+counter child with an exemplar, as a long-running service would have them. Before each
+timed render every child is observed again, so every series has changed since the last
+render (a scrape never finds less to format); a render of an unchanged registry is shown
+beside it. Times are the rendering thread's CPU time (a render is CPU-bound, and CPU time
+is what other processes' load inflates least; wall time is printed too). Over HTTP:
+``hephaestus serve`` on the sample, idle after its first cycle, scraped from here with
+keep-alive by the standard library's HTTP client (a scraper's own cost is not the
+agent's), next to ``/healthz`` on the same connection as the transport's floor. The
+formats alternate.
 
     python -m benchmarks.metrics_render   # BENCH_SCRAPES
 """
 
 from __future__ import annotations
 
+import http.client
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 from prometheus_client import Counter, Histogram
 
 from benchmarks.fixtures import make_repo, serve
@@ -32,8 +37,8 @@ FORMATS = {"text": "text/plain", "openmetrics": "application/openmetrics-text; v
 EXEMPLAR = {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}
 
 
-def populate(metrics: Metrics) -> None:
-    """Every series the agent declares, each histogram and counter observed once."""
+def populate(metrics: Metrics) -> Callable[[], None]:
+    """Every series the agent declares; returns what observes each child once more."""
     declare_series(
         metrics,
         outcome_reasons=[(r.outcome.value, r.value) for r in Reason],
@@ -44,16 +49,26 @@ def populate(metrics: Metrics) -> None:
     )
     for role in ROLES:
         declare_breaker(metrics, f"{role}:model-a")
+    touches: list[Callable[[], None]] = []
     for metric in metrics.by_name().values():
         if not isinstance(metric, (Counter, Histogram)):
             continue
         for family in metric.collect():
             for labels in {_labels(sample.labels) for sample in family.samples}:
-                child = metric.labels(**dict(labels)) if labels else metric
-                if isinstance(metric, Histogram):
-                    child.observe(0.3, exemplar=EXEMPLAR)
-                else:
-                    child.inc(exemplar=EXEMPLAR)
+                touches.append(_touch(metric.labels(**dict(labels)) if labels else metric))
+
+    def touch_every_child() -> None:
+        for touch in touches:
+            touch()
+
+    touch_every_child()
+    return touch_every_child
+
+
+def _touch(child: Counter | Histogram) -> Callable[[], None]:
+    if isinstance(child, Histogram):
+        return lambda: child.observe(0.3, exemplar=EXEMPLAR)
+    return lambda: child.inc(exemplar=EXEMPLAR)
 
 
 def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -61,11 +76,12 @@ def _labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def in_process(
-    render_metrics: MetricsRenderer, accept: str, walls: list[float]
+    render_metrics: MetricsRenderer, accept: str, before: Callable[[], None], walls: list[float]
 ) -> Callable[[], float]:
-    """Time one render of the service's ``/metrics`` body: CPU seconds (wall into ``walls``)."""
+    """Time one render of the service's ``/metrics`` body after ``before``: CPU seconds."""
 
     def render() -> float:
+        before()
         started, cpu = time.perf_counter(), time.thread_time()
         render_metrics(accept)
         cpu = time.thread_time() - cpu
@@ -75,12 +91,16 @@ def in_process(
     return render
 
 
-def over_http(client: httpx.Client, url: str, accept: str) -> Callable[[], float]:
-    """Time one scrape in this format (seconds)."""
+def over_http(client: http.client.HTTPConnection, path: str, accept: str) -> Callable[[], float]:
+    """Time one request on a kept-alive connection, until its body is read (seconds)."""
 
     def scrape() -> float:
         started = time.perf_counter()
-        client.get(url, headers={"Accept": accept}).raise_for_status()
+        client.request("GET", path, headers={"Accept": accept})
+        response = client.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path} answered {response.status}")
         return time.perf_counter() - started
 
     return scrape
@@ -94,30 +114,47 @@ def samples_in(body: bytes) -> int:
 def measure(report: Report) -> None:
     """Render in-process, then scrape a served agent; the goal is on each p50."""
     metrics = Metrics()  # on the default registry, like the service's
-    populate(metrics)
+    touch_every_child = populate(metrics)
     render_metrics = MetricsRenderer(metrics.registry)
     for name, accept in FORMATS.items():
         body, _ = render_metrics(accept)
         report.row(f"in-process {name}: {samples_in(body)} samples, {len(body)} bytes")
     walls: dict[str, list[float]] = {name: [] for name in FORMATS}
-    renders = {n: in_process(render_metrics, a, walls[n]) for n, a in FORMATS.items()}
+    renders = {
+        name: in_process(render_metrics, accept, touch_every_child, walls[name])
+        for name, accept in FORMATS.items()
+    }
     timed = interleave(renders, SCRAPES, warmup=3)
     for name, values in walls.items():
         report.row(f"in-process {name}: wall p50 {quantile(values, 0.5) * 1000:.2f} ms")
-    _goals(report, "in-process, CPU", timed)
+    unchanged = {
+        name: in_process(render_metrics, accept, lambda: None, [])
+        for name, accept in FORMATS.items()
+    }
+    for name, values in interleave(unchanged, SCRAPES, warmup=3).items():
+        report.row(f"in-process {name}, nothing changed: CPU p50 {_ms(values)}")
+    _goals(report, "in-process, CPU, every series changed", timed)
     with (
         tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp,
         serve(make_repo(Path(tmp) / "repo"), interval=100_000) as service,
-        httpx.Client(timeout=30) as client,
     ):
         service.wait_for_cycles(1)
-        url = f"{service.url}/metrics"
+        address = urlsplit(service.url)
+        client = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
         for name, accept in FORMATS.items():
-            body = client.get(url, headers={"Accept": accept}).content
+            client.request("GET", "/metrics", headers={"Accept": accept})
+            body = client.getresponse().read()
             report.row(f"over HTTP {name}: {samples_in(body)} samples, {len(body)} bytes")
-        scrapes = {n: over_http(client, url, a) for n, a in FORMATS.items()}
+        scrapes = {n: over_http(client, "/metrics", a) for n, a in FORMATS.items()}
+        scrapes["healthz"] = over_http(client, "/healthz", "application/json")
         timed = interleave(scrapes, SCRAPES, warmup=3)
+        client.close()
+    report.row(f"over HTTP /healthz (the transport's floor): p50 {_ms(timed.pop('healthz'))}")
     _goals(report, "over HTTP", timed)
+
+
+def _ms(values: list[float]) -> str:
+    return f"{quantile(values, 0.5) * 1000:.2f} ms"
 
 
 def _goals(report: Report, where: str, timed: dict[str, list[float]]) -> None:

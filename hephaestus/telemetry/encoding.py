@@ -11,15 +11,20 @@ library's encoder.
 from __future__ import annotations
 
 import functools
+import math
 import re
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import exposition
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from hephaestus.telemetry import readout
 
 Encoder = Callable[[Collector], bytes]
 MAX_REMEMBERED = 20_000  # series and values; past this the memo starts over
@@ -46,13 +51,21 @@ def _label_string(labels: dict[str, str]) -> str:
     )
 
 
+_Chunk = tuple[bytes, list[Any], str, list[str]]
+
+
+_ZERO = ("0.0", "-0.0")
+
+
 class _Memo:
-    """Formatted series prefixes and values, bounded."""
+    """What a render can reuse, bounded: formatted values, series prefixes and children's lines."""
 
     def __init__(self, prefix: Callable[[str, dict[str, str]], str]) -> None:
         self._make_prefix = prefix
         self._prefixes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._values: dict[float, str] = {}
+        # (shape, label values) -> the child's values (as bytes), exemplars, lines, prefixes
+        self._chunks: dict[tuple[readout.Shape, tuple[str, ...]], _Chunk] = {}
 
     def prefix(self, sample: Sample) -> str:
         key = (sample.name, tuple(sample.labels.items()))
@@ -63,7 +76,33 @@ class _Memo:
             found = self._prefixes[key] = self._make_prefix(sample.name, sample.labels)
         return found
 
+    def chunk(self, family: readout.Family, child: readout.Child, exemplars: bool) -> str:
+        """One child's lines, formatted again only when its values (or exemplars) changed."""
+        key = (family.shape, child.labelvalues)
+        found = self._chunks.get(key)
+        # compared as bytes: -0.0 == 0.0, yet they are written differently
+        stamp = array("d", child.values).tobytes()
+        if found is not None and found[0] == stamp and found[1] == child.exemplars:
+            return found[2]
+        if len(self._chunks) >= MAX_REMEMBERED:
+            self._chunks.clear()
+        prefixes = found[3] if found is not None else self._child_prefixes(family.shape, child)
+        marks = child.exemplars or [None] * len(child.values)
+        lines = zip(prefixes, child.values, marks, strict=True)
+        text = "".join(
+            f"{prefix}{self.value(number)}{_exemplar(exemplar) if exemplars and exemplar else ''}\n"
+            for prefix, number, exemplar in lines
+        )
+        self._chunks[key] = (stamp, child.exemplars, text, prefixes)
+        return text
+
+    def _child_prefixes(self, shape: readout.Shape, child: readout.Child) -> list[str]:
+        labels = dict(zip(shape.labelnames, child.labelvalues, strict=True))
+        return [self._make_prefix(name, {**labels, **dict(extra)}) for name, extra in shape.layout]
+
     def value(self, value: float) -> str:
+        if not value:  # 0.0 and -0.0 are one key but two strings
+            return _ZERO[math.copysign(1.0, value) < 0]
         found = self._values.get(value)
         if found is None:
             if len(self._values) >= MAX_REMEMBERED:
@@ -93,7 +132,10 @@ class TextEncoder:
     def __call__(self, registry: Collector) -> bytes:
         """The registry's samples, encoded."""
         output: list[str] = []
-        for metric in registry.collect():
+        for metric in _families(registry, exemplars=False):
+            if isinstance(metric, readout.Family):
+                self._direct(metric, output)
+                continue
             name = metric.name + "_total" if metric.type == "counter" else metric.name
             if metric.type == "info":
                 name = metric.name + "_info"
@@ -111,6 +153,12 @@ class TextEncoder:
                 output.append(_text_header(metric.name + suffix, "gauge", metric.documentation))
                 output.extend(lines)
         return "".join(output).encode("utf-8")
+
+    def _direct(self, family: readout.Family, output: list[str]) -> None:
+        header = family.shape.header
+        name = header.name + "_total" if header.type == "counter" else header.name
+        output.append(_text_header(name, header.type, header.documentation))
+        output.extend(self._memo.chunk(family, child, exemplars=False) for child in family.children)
 
     def _line(self, sample: Sample) -> str:
         stamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
@@ -139,13 +187,20 @@ class OpenMetricsEncoder:
     def __call__(self, registry: Collector) -> bytes:
         """The registry's samples, encoded."""
         output: list[str] = []
-        for metric in registry.collect():
+        for metric in _families(registry, exemplars=True):
+            header = metric.shape.header if isinstance(metric, readout.Family) else metric
             output.append(
-                _openmetrics_header(metric.name, metric.type, metric.documentation, metric.unit)
+                _openmetrics_header(header.name, header.type, header.documentation, header.unit)
             )
-            output.extend(self._lines(metric.samples))
+            if isinstance(metric, readout.Family):
+                self._direct(metric, output)
+            else:
+                output.extend(self._lines(metric.samples))
         output.append("# EOF\n")
         return "".join(output).encode("utf-8")
+
+    def _direct(self, family: readout.Family, output: list[str]) -> None:
+        output.extend(self._memo.chunk(family, child, exemplars=True) for child in family.children)
 
     def _lines(self, samples: Iterable[Sample]) -> Iterable[str]:
         for sample in samples:
@@ -153,13 +208,28 @@ class OpenMetricsEncoder:
                 continue
             value = "" if sample.value is None else self._memo.value(sample.value)
             stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
-            exemplar = "" if not sample.exemplar else self._exemplar(sample.exemplar)
+            exemplar = "" if not sample.exemplar else _exemplar(sample.exemplar)
             yield f"{self._memo.prefix(sample)}{value}{stamp}{exemplar}\n"
 
-    def _exemplar(self, exemplar: Any) -> str:
-        labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(exemplar.labels.items()))
-        stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp}"
-        return f" # {{{labels}}} {floatToGoString(exemplar.value)}{stamp}"
+
+def _exemplar(exemplar: Any) -> str:
+    labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(exemplar.labels.items()))
+    stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp}"
+    return f" # {{{labels}}} {floatToGoString(exemplar.value)}{stamp}"
+
+
+def _families(registry: Collector, exemplars: bool) -> Iterator[readout.Family | Metric]:
+    """The registry's metrics, read directly where :mod:`readout` can, else collected."""
+    found = readout.collectors(registry)
+    if found is None:
+        yield from registry.collect()
+        return
+    for collector in found:
+        family = readout.read(collector, exemplars)
+        if family is None:
+            yield from collector.collect()
+        else:
+            yield family
 
 
 def fast_encoder(chosen: Encoder) -> Encoder | None:

@@ -34,8 +34,8 @@ def test_every_benchmark_module_imports(module: str):
         (
             "metrics_render",
             [
-                "/metrics text p50, in-process, CPU",
-                "/metrics openmetrics p50, in-process, CPU",
+                "/metrics text p50, in-process, CPU, every series changed",
+                "/metrics openmetrics p50, in-process, CPU, every series changed",
                 "/metrics text p50, over HTTP",
                 "/metrics openmetrics p50, over HTTP",
             ],
