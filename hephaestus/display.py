@@ -11,8 +11,6 @@ from rich.table import Table
 from rich.tree import Tree
 
 from hephaestus.agent import CycleResult, Stage
-from hephaestus.performance.kpis import format_target, format_value
-from hephaestus.telemetry.trace_lookup import KEY_ATTRIBUTES
 
 OUTCOME_STYLES = {"succeeded": "green", "rejected": "yellow", "failed": "red", "aborted": "magenta"}
 
@@ -151,6 +149,8 @@ def trace_tree(spans: Sequence[Mapping[str, Any]]) -> Tree:
 
 
 def _add_span(parent: Tree, span: Mapping[str, Any], children: dict) -> None:
+    from hephaestus.telemetry.trace_lookup import KEY_ATTRIBUTES  # not for `history`
+
     duration_ms = (span["end_ns"] - span["start_ns"]) / 1e6
     status = span.get("status", "UNSET")
     style = "red" if status == "ERROR" else ""
@@ -181,6 +181,8 @@ STATE_STYLES = {"ok": "green", "breach": "bold red", "no_data": "dim"}
 
 def kpi_table(kpis: Iterable[Mapping[str, Any]], title: str = "KPIs") -> Table:
     """One row per KPI: value, target, state."""
+    from hephaestus.performance.kpis import format_target, format_value  # not for `history`
+
     table = Table(title=title, title_justify="left")
     for column in ("KPI", "value", "target", "state", "basis"):
         table.add_column(column, justify="right" if column == "value" else "left")

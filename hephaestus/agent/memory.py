@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hephaestus.agent.models import CycleResult, Outcome, Reason
-from hephaestus.resilience.backoff import FailureStreak
+
+if TYPE_CHECKING:  # `hephaestus history` reads memory without the resilience package
+    from hephaestus.resilience.backoff import FailureStreak
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -269,6 +271,8 @@ def failure_streak(rows: Iterable[dict[str, Any]]) -> FailureStreak:
     The recorded cycles are replayed through :class:`FailureStreak`'s own rule, so a
     restarted agent resumes the very streak it would have counted had it kept running.
     """
+    from hephaestus.resilience.backoff import FailureStreak
+
     finished = [row for row in rows if row["outcome"]]
     return FailureStreak.replay(
         (row["outcome"], row["started_at"] or 0.0, row["finished_at"] or 0.0)

@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from factories import clean_env, make_target_repo
+
+from hephaestus.agent.memory import Memory
+from hephaestus.agent.models import CycleResult, Reason
 
 HEAVY = {
     "opentelemetry",
@@ -33,12 +37,12 @@ try:
 except SystemExit as exit:
     code = exit.code
 sys.stdout.flush()
-sys.stderr.write("\\n" + json.dumps(sorted({m.split(".")[0] for m in sys.modules})) + "\\n")
+sys.stderr.write("\\n" + json.dumps(sorted(sys.modules)) + "\\n")
 raise SystemExit(code)
 """
 
 
-def loaded_by(*args: str, cwd: Path) -> set[str]:
+def modules_loaded_by(*args: str, cwd: Path) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
@@ -49,6 +53,11 @@ def loaded_by(*args: str, cwd: Path) -> set[str]:
     )
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def loaded_by(*args: str, cwd: Path) -> set[str]:
+    """The top-level packages a command imported."""
+    return {module.split(".")[0] for module in modules_loaded_by(*args, cwd=cwd)}
 
 
 @pytest.mark.parametrize(
@@ -65,10 +74,20 @@ def test_help_and_config_show_import_none_of_the_heavy_libraries(args, tmp_path)
 
 def test_history_imports_none_of_the_heavy_libraries(tmp_path):
     repo = make_target_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+    result = CycleResult(correlation_id=str(uuid.uuid4()), cycle_number=1, provider="offline")
+    result.end(Reason.NO_OBJECTIVE)
+    memory = Memory(repo / ".hephaestus" / "memory.db")
+    memory.start_cycle(result)
+    memory.finish_cycle(result)
+    memory.close()
 
-    loaded = loaded_by("history", "--project", str(repo), cwd=tmp_path)
+    modules = modules_loaded_by("history", "--project", str(repo), cwd=tmp_path)
 
-    assert loaded & HEAVY == set()
+    assert "hephaestus.display" in modules  # it printed the table of the recorded cycle
+    assert {module.split(".")[0] for module in modules} & HEAVY == set()
+    # nor the agent's own machinery: reading memory needs none of it
+    for package in ("hephaestus.resilience", "hephaestus.telemetry", "hephaestus.performance"):
+        assert package not in modules
 
 
 def test_the_probe_sees_a_heavy_import_when_a_command_makes_one(tmp_path):
