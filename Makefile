@@ -58,9 +58,9 @@ test: install system-deps typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=80
 	$(BIN)/python -m coverage report --include='$(CRITICAL)' --fail-under=95
 
-## typecheck: mypy on the package and ruff's lint rules on everything; any error fails
+## typecheck: mypy on the package and the benchmarks, ruff's lint rules on everything; any error fails
 typecheck: install
-	$(BIN)/mypy hephaestus
+	$(BIN)/mypy hephaestus benchmarks
 	$(BIN)/ruff check
 
 lint:
