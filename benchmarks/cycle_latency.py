@@ -4,14 +4,17 @@ The floor is the work no agent can skip, measured here in the same run: a git wo
 the base, a one-line change, the project's plain pytest suite (the agent's pytest
 arguments, no plugins), the change committed in the target, the worktree removed. The
 agent (``hephaestus run``, offline, tests unsandboxed like the floor's) runs the same
-repositories; what it spends over the floor is its own time. The bigger repositories copy
-the sample's package (not its tests), so the suite stays the same and only the size grows.
+repositories, in two processes with floor runs before, between and after them (a
+process's speed differs from the next one's by several percent on a shared machine, so
+one process's luck does not decide a size); what it spends over the floor is its own time.
+The bigger repositories copy the sample's package (not its tests), so the suite stays the
+same and only the size grows.
 
 Goals: the agent's p50 cycle over the floor's p50 at every size, and scan + workspace time
 (the scan stage plus what the cycle spends outside any stage: the worktree's removal) not
 growing with the repository: at 100x at most 100 ms over 1x.
 
-    python -m benchmarks.cycle_latency   # BENCH_LATENCY_CYCLES, BENCH_FLOOR_RUNS, BENCH_SIZES
+    python -m benchmarks.cycle_latency   # BENCH_LATENCY_CYCLES/_RUNS, BENCH_FLOOR_RUNS, BENCH_SIZES
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from typing import Any
 from benchmarks.fixtures import agent_env, clone, cycle_seconds, git, hephaestus, history, make_repo
 from benchmarks.harness import QUICK, Report, count, quantile, run
 
-CYCLES = count("BENCH_LATENCY_CYCLES", 7, 1)
-FLOOR_RUNS = count("BENCH_FLOOR_RUNS", 4, 1)  # before and after the agent's run
+CYCLES = count("BENCH_LATENCY_CYCLES", 4, 1)  # a process; the first is not counted
+AGENT_RUNS = count("BENCH_LATENCY_RUNS", 2, 1)  # processes a size: each has its own luck
+FLOOR_RUNS = count("BENCH_FLOOR_RUNS", 3, 1)  # before, between and after the agent's runs
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1,2" if QUICK else "1,10,100").split(",")]
 PYTEST_ARGS = ["-q", "-x", "-p", "no:cacheprovider"]  # validation.pytest_args' default
 SETTINGS = {"HEPHAESTUS_VALIDATION_SANDBOX": "none"}
@@ -72,7 +76,7 @@ def scan_and_workspace(row: Mapping[str, Any]) -> float:
 
 
 def measure(report: Report) -> None:
-    """Floor, agent, floor at each size."""
+    """Floor, then each agent run followed by the floor again, at each size."""
     spread: dict[int, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp:
         workdir = Path(tmp)
@@ -81,8 +85,10 @@ def measure(report: Report) -> None:
             files = len(git(template, "ls-files").splitlines())
             floor_repo = clone(template, workdir / f"floor{size}")
             floor = [floor_once(floor_repo, workdir) for _ in range(FLOOR_RUNS)]
-            rows = agent_cycles(clone(template, workdir / f"agent{size}"))
-            floor += [floor_once(floor_repo, workdir) for _ in range(FLOOR_RUNS)]
+            rows: list[dict[str, Any]] = []
+            for index in range(AGENT_RUNS):
+                rows += agent_cycles(clone(template, workdir / f"agent{size}-{index}"))
+                floor += [floor_once(floor_repo, workdir) for _ in range(FLOOR_RUNS)]
             spread[size] = [scan_and_workspace(row) for row in rows]
             _size_report(report, size, files, floor, rows)
     smallest, largest = min(spread), max(spread)
