@@ -23,6 +23,7 @@ SCENARIOS = (
     "stage_helper",
     "metrics_render",
     "telemetry_overhead",
+    "broken_collector",
     "cycle_latency",
     "startup",
     "soak",

@@ -3,9 +3,11 @@
 prometheus-client's encoders validate and escape every label of every sample on every
 scrape. Our label sets are bounded (the catalog's), so these encoders remember the
 formatted ``name{labels}`` of each series and the header lines of each metric: a scrape
-only formats values. Their output is byte-identical to prometheus-client's for the default
-(``underscores``) escaping, which a test checks; any other negotiated format keeps the
-library's encoder.
+only formats values. Counters, gauges and histograms are read without ``collect()`` (see
+:mod:`~hephaestus.telemetry.readout`), and a series' lines are kept until its values
+change, so a scrape formats only what changed since the last one. Their output is
+byte-identical to prometheus-client's for the default (``underscores``) escaping, which a
+test checks; any other negotiated format keeps the library's encoder.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ with prometheus-client's own, byte for byte, for both paths.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import weakref
 from collections.abc import Callable
@@ -64,7 +63,7 @@ def collectors(registry: Collector) -> list[Collector] | None:
         with registry._lock:
             if registry._target_info:
                 return None
-            return list(copy.copy(registry._collector_to_names))
+            return list(registry._collector_to_names)
     except AttributeError:
         return None
 
