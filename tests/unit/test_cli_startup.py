@@ -104,3 +104,20 @@ def test_the_probe_sees_a_heavy_import_when_a_command_makes_one(tmp_path):
         timeout=120,
     )
     assert "httpx" in json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_the_agent_and_the_service_do_not_import_pytest(tmp_path):
+    # pytest runs in the validation subprocess; importing it here costs every start ~0.2 s
+    probe = "import sys, hephaestus.agent.orchestrator, hephaestus.service.loop; " + (
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
