@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.fixtures import HEPHAESTUS, agent_env, clone, history, make_repo, own_time
+from benchmarks.fixtures import HEPHAESTUS, agent_env, clone, cycle_seconds, history, make_repo
 from benchmarks.harness import QUICK, Report, count, knob, run
 from benchmarks.soak import objectives_module
 
@@ -116,6 +116,11 @@ def mode_of(row: dict[str, Any], record: list[tuple[float, str]]) -> str | None:
         if begun <= start and end < ended:
             return mode
     return None
+
+
+def own_time(row: dict[str, Any]) -> float:
+    """A cycle's time outside pytest's ``validate`` stage (seconds)."""
+    return cycle_seconds(row) - float(row["durations"].get("validate", 0.0))
 
 
 def one_round(template: Path, workdir: Path, index: int) -> dict[str, list[float]]:

@@ -133,11 +133,6 @@ def cycle_seconds(row: Mapping[str, Any]) -> float:
     return float(row["finished_at"]) - float(row["started_at"])
 
 
-def own_time(row: Mapping[str, Any]) -> float:
-    """A recorded cycle's time outside pytest's ``validate`` stage (seconds)."""
-    return cycle_seconds(row) - float(row["durations"].get("validate", 0.0))
-
-
 def free_port() -> int:
     """A TCP port nobody listens on (closed again at once: a "dead collector")."""
     with socket.socket() as probe:

@@ -44,7 +44,6 @@ from benchmarks.fixtures import (
     machine,
     make_repo,
     otlp_receiver,
-    own_time,
 )
 from benchmarks.harness import QUICK, Report, count, interleave, run
 
@@ -62,7 +61,7 @@ class Sample:
     cpu: float
     cycles: list[float]
     outcomes: list[str]
-    own_times: list[float] = field(default_factory=list)  # outside pytest's validate stage
+    validate: list[float] = field(default_factory=list)
 
     @property
     def counted(self) -> list[float]:
@@ -72,7 +71,8 @@ class Sample:
     @property
     def own(self) -> list[float]:
         """Cycle times outside the validate stage (pytest's time), warm-up left out."""
-        return self.own_times[1:] or self.own_times
+        own = [c - v for c, v in zip(self.cycles, self.validate, strict=True)]
+        return own[1:] or own
 
     @property
     def outside(self) -> float:
@@ -96,8 +96,8 @@ def runner(
         finally:
             shutil.rmtree(repo, ignore_errors=True)
         times = [cycle_seconds(r) for r in rows]
-        own = [own_time(r) for r in rows]
-        return Sample(done.wall, done.cpu, times, [r["outcome"] for r in rows], own)
+        validate = [r["durations"].get("validate", 0.0) for r in rows]
+        return Sample(done.wall, done.cpu, times, [r["outcome"] for r in rows], validate)
 
     return one
 
