@@ -56,7 +56,7 @@ class TestOracle:
             env = tool.env()
             span_file = (tool.span_file,) if tool.span_file is not None else ()
             try:
-                run = self._run(workspace, [*tool.pytest_args()], env, span_file)
+                run = self._run(workspace, [], env, span_file)
             except CycleError as exc:
                 tool.result(exc.reason.value)
                 raise

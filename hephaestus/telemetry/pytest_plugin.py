@@ -1,7 +1,8 @@
 """A pytest plugin that joins the agent's trace from inside the validation subprocess.
 
-Loaded with ``-p hephaestus.telemetry.pytest_plugin``. When ``TRACEPARENT`` is set (and
-sampled) it records a ``pytest session`` span under the agent's ``execute_tool pytest`` span
+Registered by the validation run's plugin (``hephaestus.agent.pytest_report``) when the
+agent names a span file, or loaded on its own with ``-p hephaestus.telemetry.pytest_plugin``.
+When ``TRACEPARENT`` is set (and sampled) it records a ``pytest session`` span under the agent's ``execute_tool pytest`` span
 and one ``pytest test`` span per test, and writes them to the file named by
 ``HEPHAESTUS_SPAN_FILE``; the agent then hands them to its own exporters (local file, OTLP).
 
@@ -142,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Join the agent's trace when it passed a sampled one: register a :class:`TraceJoin`."""
     path = os.environ.get(SPAN_FILE_ENV)
     parent = parent_of(os.environ.get("TRACEPARENT", ""))
-    if not path or parent is None:
+    if not path or parent is None or config.pluginmanager.has_plugin(_PLUGIN_NAME):
         return
     correlation_id = baggage_value(os.environ.get("BAGGAGE", ""), CORRELATION_ATTRIBUTE)
     attributes = {CORRELATION_ATTRIBUTE: correlation_id} if correlation_id else {}

@@ -44,12 +44,6 @@ class ToolRun:
             **{key.upper(): value for key, value in carrier.items()},
         }
 
-    def pytest_args(self) -> list[str]:
-        """Arguments that load the plugin joining this trace from inside pytest."""
-        if self.instruments.relay is None:
-            return []
-        return ["-p", "hephaestus.telemetry.pytest_plugin"]
-
     def result(self, result: str, exit_code: int | None = None) -> None:
         """Count the run by ``result`` (passed, failed, no_tests, timeout, error)."""
         self.span.set_attribute("hephaestus.tool.result", result)

@@ -1,9 +1,10 @@
-"""The two plugins the agent loads into the validation subprocess, run in-process here.
+"""The plugin the agent loads into the validation subprocess, and the trace join it registers.
 
-``hephaestus.agent.pytest_report`` tells the agent how many tests were collected;
-``hephaestus.telemetry.pytest_plugin`` joins the agent's trace and writes the session's
-spans to the file the agent relays them from. In the real run they live in a sandboxed
-subprocess; here pytester runs them in this process, on a real little test suite.
+``hephaestus.agent.pytest_report`` tells the agent how many tests were collected and, when
+the agent names a span file, registers ``hephaestus.telemetry.pytest_plugin``, which joins
+the agent's trace and writes the session's spans to the file the agent relays them from.
+In the real run they live in a sandboxed subprocess; here pytester runs them in this
+process (or a subprocess of its own where imports are the point), on a real little suite.
 """
 
 from __future__ import annotations
@@ -79,6 +80,61 @@ def test_the_telemetry_plugin_joins_the_trace_and_writes_one_span_per_test(
     assert session["attributes"]["hephaestus.tests.failed"] == 1
     assert sorted(t["attributes"]["test.case.result.status"] for t in tests) == ["fail", "pass"]
     assert {t["parent_span_id"] for t in tests} == {session["span_id"]}
+
+
+def test_the_report_plugin_registers_the_trace_join_when_the_agent_names_a_span_file(
+    pytester, monkeypatch, tmp_path
+):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    pytester.makepyfile(test_suite=SUITE)
+
+    result = pytester.runpytest_inprocess("-p", "hephaestus.agent.pytest_report")
+
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    names = sorted(s["name"] for s in read_span_file(span_file))
+    assert names == ["pytest session", "pytest test", "pytest test"]
+
+
+def test_the_trace_join_registers_once_when_both_plugins_are_named(
+    pytester, monkeypatch, tmp_path
+):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    pytester.makepyfile(test_suite=SUITE)
+
+    result = pytester.runpytest_inprocess(
+        "-p", "hephaestus.agent.pytest_report", "-p", "hephaestus.telemetry.pytest_plugin"
+    )
+
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    sessions = [s for s in read_span_file(span_file) if s["name"] == "pytest session"]
+    assert len(sessions) == 1
+
+
+@pytest.mark.parametrize("telemetry", [False, True])
+def test_the_trace_join_is_imported_only_when_the_agent_names_a_span_file(
+    pytester, monkeypatch, tmp_path, telemetry
+):
+    if telemetry:
+        monkeypatch.setenv(SPAN_FILE_ENV, str(tmp_path / "spans.jsonl"))
+        monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    else:
+        monkeypatch.delenv(SPAN_FILE_ENV, raising=False)
+    pytester.makepyfile(
+        test_imports=f"""
+import sys
+
+def test_the_trace_join_is_loaded_as_asked():
+    assert ("hephaestus.telemetry.pytest_plugin" in sys.modules) is {telemetry}
+"""
+    )
+
+    result = pytester.runpytest_subprocess("-p", "hephaestus.agent.pytest_report")
+
+    result.assert_outcomes(passed=1)
 
 
 def test_the_telemetry_plugin_without_a_trace_context_records_nothing(
