@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CYCLES ?= 12
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-deps typecheck generate lint format bench bench-http soak e2e-local clean
+.PHONY: run test install system-deps typecheck generate lint format bench bench-instructions bench-http soak e2e-local clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ lint:
 ##        default (`make soak` runs the full ten-minute soak alone).
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+## bench-instructions: scenario 1 counted in CPU instructions under valgrind (installed with
+##        apt-get when missing, as root): what telemetry adds to a cycle, to about 0.05 %
+bench-instructions: install
+	$(MAKE) --no-print-directory system-deps DEBIAN_DEPS=valgrind:valgrind
+	$(BIN)/python -m benchmarks.run instructions
 
 ## bench-http: /metrics under a burst of 200 concurrent scrapes and 500 slow clients
 bench-http: install

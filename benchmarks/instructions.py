@@ -13,9 +13,12 @@ SDK; on: OTLP/HTTP to a local receiver and the local span file):
 - the validation pytest process, per run (the median of the counted runs).
 
 git's processes run natively and are not counted (the same commands on and off); the
-tests run unsandboxed, because bubblewrap's namespaces cannot run under valgrind. The
-count is stricter than cycle time: work the exporter threads do on another core while
-pytest runs costs instructions but not wall time.
+tests run unsandboxed, because bubblewrap's namespaces cannot run under valgrind. Under
+valgrind a cycle takes about ``SLOWDOWN`` times as long, so the exporters' schedule delay
+(0.5 s by default) is stretched by that factor: each cycle's spans then leave in as many
+batches as at full speed (with the default delay, ten times as many exports a cycle added
+about 7 M instructions). The count is stricter than cycle time: work the exporter threads
+do on another core while pytest runs costs instructions but not wall time.
 
     python -m benchmarks.instructions   # make bench-instructions; BENCH_INSTRUCTION_CYCLES
 """
@@ -37,6 +40,8 @@ from benchmarks.harness import Report, count, run
 from benchmarks.telemetry_overhead import OFF
 
 CYCLES = count("BENCH_INSTRUCTION_CYCLES", 2, 1)
+SLOWDOWN = 12  # a sample cycle: about 15 s under cachegrind, 1.2-1.3 s at full speed
+SCHEDULE_DELAY = {"HEPHAESTUS_TELEMETRY_SCHEDULE_DELAY": str(0.5 * SLOWDOWN)}
 _COUNT = re.compile(r"I\s+refs:\s+([\d,]+)")
 _COMMAND = re.compile(r"Command: (.*)")
 
@@ -67,7 +72,7 @@ def counted(template: Path, workdir: Path, settings: Mapping[str, str], cycles: 
                 *HEPHAESTUS,
                 *("run", "--project", str(repo), "--cycles", str(cycles)),
             ],
-            env=agent_env({**settings, "HEPHAESTUS_VALIDATION_SANDBOX": "none"}),
+            env=agent_env({**settings, **SCHEDULE_DELAY, "HEPHAESTUS_VALIDATION_SANDBOX": "none"}),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import harness
+from benchmarks import harness, instructions
 from benchmarks.harness import Goal, Report, Stats, interleave, quantile, slope
 from benchmarks.soak import Probe
 from benchmarks.soak import _goals as soak_goals
@@ -130,3 +130,34 @@ def test_the_soak_catches_a_leak_in_each_quantity():
     report = Report("soak")
     soak_goals(report, _probes([70.0 + x for x in leaking], leaking, leaking))
     assert [goal.met for goal in report.goals] == [False, False, False]
+
+
+def _valgrind_log(pid: int, command: str, instructions: str | None) -> str:
+    lines = [
+        f"=={pid}== Cachegrind, a cache and branch-prediction profiler",
+        f"=={pid}== Command: {command}",
+        f"=={pid}== Parent PID: 1",
+        f"=={pid}== ",
+    ]
+    if instructions is not None:
+        lines.append(f"=={pid}== I   refs:      {instructions}")
+    return "\n".join(lines) + "\n"
+
+
+def test_instruction_logs_count_the_agent_and_each_pytest_run_apart(tmp_path):
+    agent = "/venv/bin/python -m hephaestus run --project /tmp/x --cycles 3"
+    logs = {
+        10: (agent, "1,000,000"),
+        11: (agent, None),  # forked, then exec'd git: not traced, no count
+        12: ("/venv/bin/python -m pytest -p hephaestus.agent.pytest_report -q", "2,000"),
+        13: ("/venv/bin/python -m pytest -p x --collect-only -q", "500"),  # the baseline
+        14: ("/venv/bin/python -m pytest -p hephaestus.agent.pytest_report -q", "3,000"),
+        15: ("/venv/bin/python -c 'import helper'", "40"),  # any other child: the agent's
+    }
+    for pid, (command, count) in logs.items():
+        (tmp_path / f"{pid}.log").write_text(_valgrind_log(pid, command, count))
+
+    counted = instructions._read_logs(tmp_path)
+
+    assert counted.agent == 1_000_040
+    assert sorted(counted.pytest_runs) == [2_000, 3_000]

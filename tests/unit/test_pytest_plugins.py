@@ -97,9 +97,7 @@ def test_the_report_plugin_registers_the_trace_join_when_the_agent_names_a_span_
     assert names == ["pytest session", "pytest test", "pytest test"]
 
 
-def test_the_trace_join_registers_once_when_both_plugins_are_named(
-    pytester, monkeypatch, tmp_path
-):
+def test_the_trace_join_registers_once_when_both_plugins_are_named(pytester, monkeypatch, tmp_path):
     span_file = tmp_path / "spans.jsonl"
     monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
     monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
