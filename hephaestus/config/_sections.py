@@ -162,6 +162,11 @@ class TelemetryConfig:
     export_timeout: float = _spec(3.0, "seconds one OTLP export may take", min=0.1)
     max_queue_size: int = _spec(2048, "spans buffered before new ones are dropped", min=16)
     schedule_delay: float = _spec(0.5, "seconds between background exports", min=0.01)
+    test_spans: str = _spec(
+        "failed",
+        "a `pytest test` span for failed tests only (counts on the session), or for all",
+        choices=("failed", "all"),
+    )
 
 
 @dataclass(frozen=True)

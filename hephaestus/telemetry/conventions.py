@@ -8,3 +8,4 @@ from __future__ import annotations
 
 CORRELATION_ATTRIBUTE = "hephaestus.correlation_id"  # span attribute and baggage key
 SPAN_FILE_ENV = "HEPHAESTUS_SPAN_FILE"  # where a tool subprocess records its spans
+TEST_SPANS_ENV = "HEPHAESTUS_TEST_SPANS"  # "all", or (default) only failed tests get a span

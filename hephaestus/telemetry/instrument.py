@@ -56,7 +56,8 @@ class Instruments:
     OpenTelemetry API into the default registry.
 
     ``models`` bounds the model label; ``relay`` hands spans recorded inside tool
-    subprocesses to our exporters (without it, tool runs are not traced from the inside).
+    subprocesses to our exporters (without it, tool runs are not traced from the inside);
+    ``test_spans`` says which tests get a span of their own there (``failed`` or ``all``).
     """
 
     tracer: Tracer
@@ -64,6 +65,7 @@ class Instruments:
     capture_content: bool = False
     models: frozenset[str] = frozenset()
     relay: Relay | None = None
+    test_spans: str = "failed"
 
     @classmethod
     def default(cls) -> Instruments:

@@ -2,9 +2,13 @@
 
 Registered by the validation run's plugin (``hephaestus.agent.pytest_report``) when the
 agent names a span file, or loaded on its own with ``-p hephaestus.telemetry.pytest_plugin``.
-When ``TRACEPARENT`` is set (and sampled) it records a ``pytest session`` span under the agent's ``execute_tool pytest`` span
-and one ``pytest test`` span per test, and writes them to the file named by
-``HEPHAESTUS_SPAN_FILE``; the agent then hands them to its own exporters (local file, OTLP).
+When ``TRACEPARENT`` is set (and sampled) it records a ``pytest session`` span under the
+agent's ``execute_tool pytest`` span, with the count of each outcome, and a ``pytest test``
+span for each failed test (for every test when ``HEPHAESTUS_TEST_SPANS=all``), and writes
+them to the file named by ``HEPHAESTUS_SPAN_FILE``; the agent then hands them to its own
+exporters (local file, OTLP). Passing tests are counted, not traced, by default: each span
+costs the run, the relay and every exporter, and a suite of thousands would bury the
+failures an operator opens the trace for.
 
 It runs in every validation subprocess, so it is kept cheap: no OpenTelemetry SDK and no
 prometheus-client (the W3C headers are parsed here, the records are the flat ones of
@@ -24,7 +28,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV
+from hephaestus.telemetry.conventions import CORRELATION_ATTRIBUTE, SPAN_FILE_ENV, TEST_SPANS_ENV
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _BUFFER_BYTES = 512 * 1024  # a very long suite is written in chunks of about this size
@@ -59,15 +63,17 @@ def _span_id() -> str:
 
 @dataclass
 class TraceJoin:
-    """The session span and one span per test, for one pytest run (a plugin instance).
+    """The session span and the tests' spans, for one pytest run (a plugin instance).
 
-    Spans are span-file records, buffered until the session ends.
+    Spans are span-file records, buffered until the session ends. ``every_test``: a span
+    for each test, not only for the failed ones.
     """
 
     path: str
     trace_id: str
     parent_id: str
     attributes: dict[str, Any]
+    every_test: bool = False
     span_id: str = field(default_factory=_span_id)
     start_ns: int = field(default_factory=time.time_ns)
     counts: dict[str, int] = field(default_factory=dict)
@@ -110,10 +116,12 @@ class TraceJoin:
         self.pending_bytes = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """One span per test, from its call phase (or the phase that failed)."""
+        """Count each test, from its call phase (or the phase that failed); trace the failed."""
         if not (report.when == "call" or report.failed):
             return
         self.counts[report.outcome] = self.counts.get(report.outcome, 0) + 1
+        if not (report.failed or self.every_test):
+            return
         self.record(
             "pytest test",
             self.span_id,
@@ -147,4 +155,6 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     correlation_id = baggage_value(os.environ.get("BAGGAGE", ""), CORRELATION_ATTRIBUTE)
     attributes = {CORRELATION_ATTRIBUTE: correlation_id} if correlation_id else {}
-    config.pluginmanager.register(TraceJoin(path, *parent, attributes=attributes), _PLUGIN_NAME)
+    every_test = os.environ.get(TEST_SPANS_ENV) == "all"
+    join = TraceJoin(path, *parent, attributes=attributes, every_test=every_test)
+    config.pluginmanager.register(join, _PLUGIN_NAME)

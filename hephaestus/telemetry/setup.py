@@ -77,6 +77,7 @@ def setup_telemetry(
         capture_content=config.capture_content,
         models=frozenset(models),
         relay=tracing.relay if tracing.processors else None,
+        test_spans=config.test_spans,
     )
     _LOG.debug("telemetry ready", extra={"exporters": tracing.exporters})
     return Telemetry(tracing, instruments, shutdown_timeout=config.shutdown_timeout)

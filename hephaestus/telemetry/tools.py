@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.propagate import inject
 from opentelemetry.trace import Span, Status, StatusCode
 
-from hephaestus.telemetry.conventions import SPAN_FILE_ENV
+from hephaestus.telemetry.conventions import SPAN_FILE_ENV, TEST_SPANS_ENV
 from hephaestus.telemetry.spanfile import read_span_file
 from hephaestus.telemetry.spans import exemplar, mark_error
 
@@ -41,6 +41,7 @@ class ToolRun:
         inject(carrier)
         return {
             SPAN_FILE_ENV: str(self.span_file),
+            TEST_SPANS_ENV: self.instruments.test_spans,
             **{key.upper(): value for key, value in carrier.items()},
         }
 

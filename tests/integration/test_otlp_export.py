@@ -58,7 +58,9 @@ def test_each_cycle_arrives_as_one_whole_trace(receiver, sample_repo, given_by):
         env, endpoint = {given_by: receiver.endpoint}, closed_port_url()
     else:  # the signal-specific variable is the full URL, used as given
         env, endpoint = {given_by: receiver.traces_url}, ""
-    results, _, _ = run_cycles(sample_repo, 2, env=env, otlp_endpoint=endpoint, local_traces=False)
+    results, _, _ = run_cycles(
+        sample_repo, 2, env=env, otlp_endpoint=endpoint, local_traces=False, test_spans="all"
+    )
     assert_succeeded(results)
 
     assert receiver.wait_for(

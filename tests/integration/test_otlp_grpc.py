@@ -58,7 +58,9 @@ def test_each_cycle_arrives_over_grpc_as_one_whole_trace(receiver, sample_repo, 
     else:  # the signal-specific pair; a gRPC endpoint gets no /v1/traces either way
         env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint, given_by: "grpc"}
         telemetry = {"otlp_protocol": "http/protobuf", "otlp_endpoint": ""}
-    results, exporters, _ = run_cycles(sample_repo, 2, env=env, local_traces=False, **telemetry)
+    results, exporters, _ = run_cycles(
+        sample_repo, 2, env=env, local_traces=False, test_spans="all", **telemetry
+    )
     assert_succeeded(results)
     assert exporters == ["otlp/grpc"]
 

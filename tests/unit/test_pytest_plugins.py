@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from hephaestus.agent.pytest_report import REPORT_ENV, read_report
-from hephaestus.telemetry.conventions import SPAN_FILE_ENV
+from hephaestus.telemetry.conventions import SPAN_FILE_ENV, TEST_SPANS_ENV
 from hephaestus.telemetry.spanfile import read_span_file
 
 CORRELATION = "hephaestus.correlation_id"
@@ -58,11 +58,12 @@ def test_the_report_plugin_without_its_variable_writes_nothing(pytester, monkeyp
     assert list(tmp_path.glob("*.json")) == []
 
 
-def test_the_telemetry_plugin_joins_the_trace_and_writes_one_span_per_test(
+def test_the_telemetry_plugin_asked_for_all_tests_writes_one_span_per_test(
     pytester, monkeypatch, tmp_path
 ):
     span_file = tmp_path / "spans.jsonl"
     monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv(TEST_SPANS_ENV, "all")
     monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
     monkeypatch.setenv("BAGGAGE", "hephaestus.correlation_id=corr-plugin")
     pytester.makepyfile(test_suite=SUITE)
@@ -94,7 +95,7 @@ def test_the_report_plugin_registers_the_trace_join_when_the_agent_names_a_span_
 
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     names = sorted(s["name"] for s in read_span_file(span_file))
-    assert names == ["pytest session", "pytest test", "pytest test"]
+    assert names == ["pytest session", "pytest test"]  # the failed test's
 
 
 def test_the_trace_join_registers_once_when_both_plugins_are_named(pytester, monkeypatch, tmp_path):
@@ -135,6 +136,31 @@ def test_the_trace_join_is_loaded_as_asked():
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("asked", [None, "failed", "anything else"])
+def test_the_telemetry_plugin_by_default_traces_the_failed_tests_and_counts_the_rest(
+    pytester, monkeypatch, tmp_path, asked
+):
+    span_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
+    if asked is None:
+        monkeypatch.delenv(TEST_SPANS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(TEST_SPANS_ENV, asked)
+    pytester.makepyfile(test_suite=SUITE)
+
+    pytester.runpytest_inprocess("-p", "hephaestus.telemetry.pytest_plugin")
+
+    spans = list(read_span_file(span_file))
+    (session,) = [s for s in spans if s["name"] == "pytest session"]
+    (test,) = [s for s in spans if s["name"] == "pytest test"]
+    assert test["attributes"]["test.case.name"] == "test_suite.py::test_fails"
+    assert test["attributes"]["test.case.result.status"] == "fail"
+    assert test["parent_span_id"] == session["span_id"]
+    assert session["attributes"]["hephaestus.tests.passed"] == 1
+    assert session["attributes"]["hephaestus.tests.failed"] == 1
+
+
 def test_the_telemetry_plugin_without_a_trace_context_records_nothing(
     pytester, monkeypatch, tmp_path
 ):
@@ -152,6 +178,7 @@ def test_the_telemetry_plugin_writes_its_spans_once_at_session_end(pytester, mon
     span_file = tmp_path / "spans.jsonl"
     span_file.touch()  # the agent creates it
     monkeypatch.setenv(SPAN_FILE_ENV, str(span_file))
+    monkeypatch.setenv(TEST_SPANS_ENV, "all")
     monkeypatch.setenv("TRACEPARENT", f"00-{TRACE_ID}-{PARENT_ID}-01")
     pytester.makepyfile(
         test_order=f"""
