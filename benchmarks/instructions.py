@@ -35,7 +35,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.fixtures import HEPHAESTUS, agent_env, clone, make_repo, otlp_receiver
+from benchmarks.fixtures import (
+    HEPHAESTUS,
+    agent_env,
+    clone,
+    compile_agent,
+    make_repo,
+    otlp_receiver,
+)
 from benchmarks.harness import Report, count, run
 from benchmarks.telemetry_overhead import OFF
 
@@ -56,6 +63,7 @@ class Counted:
 
 def counted(template: Path, workdir: Path, settings: Mapping[str, str], cycles: int) -> Counted:
     """Run ``cycles`` cycles under cachegrind on a fresh copy of ``template``."""
+    compile_agent()
     repo = clone(template, workdir / "repo")
     logs = workdir / "logs"
     logs.mkdir()
