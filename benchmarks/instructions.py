@@ -110,6 +110,7 @@ def measure(report: Report) -> None:
     """Both set-ups, one cycle and ``CYCLES + 1`` cycles, two processes at a time."""
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: `make bench-instructions` installs it as root")
+    compile_agent()  # once, before two processes at a time would start on stale bytecode
     with tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp, otlp_receiver() as sink:
         workdir = Path(tmp)
         template = make_repo(workdir / "template")
