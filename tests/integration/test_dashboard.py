@@ -30,9 +30,11 @@ def service(sample_repo: Path) -> Iterator[Service]:
     level = logger.level
     logger.setLevel(logging.INFO)  # what `serve` configures; the trace view keeps these lines
     try:
-        with http_service(
-            sample_repo, make_config(service={"jaeger_url": "http://jaeger:16686/"})
-        ) as running:
+        config = make_config(
+            service={"jaeger_url": "http://jaeger:16686/"},
+            telemetry={"test_spans": "all"},  # a span per test: the trace view folds them
+        )
+        with http_service(sample_repo, config) as running:
             yield running
     finally:
         logger.setLevel(level)
@@ -193,6 +195,7 @@ def test_the_trace_view_shows_the_span_tree_and_the_cycles_log_lines(service, cl
     ):
         assert f'data-span="{name}"' in html
     assert "outcome=succeeded" in html
+    assert 'data-span="pytest session"' in html
     assert "passing tests" in html  # the test spans are folded
     assert '<table id="logs"' in html and "cycle finished" in html
     assert f'href="http://jaeger:16686/trace/{row["trace_id"]}"' in html
