@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fixtures import HEPHAESTUS, agent_env, clone, cycle_seconds, history, make_repo
-from benchmarks.harness import QUICK, Report, count, knob, run
+from benchmarks.harness import QUICK, Report, bootstrap, count, knob, run
 from benchmarks.soak import objectives_module
 
 ROUNDS = count("BENCH_SWITCH_ROUNDS", 2, 1)
@@ -124,7 +124,7 @@ def own_time(row: dict[str, Any]) -> float:
 
 
 def one_round(template: Path, workdir: Path, index: int) -> dict[str, list[float]]:
-    """One agent process under switching modes: each broken cycle's cost over healthy (ms)."""
+    """One agent process under switching modes: its cycles' own times (s) by mode."""
     repo = clone(template, workdir / f"switch{index}")
     collector = SwitchingCollector()
     env = agent_env({"HEPHAESTUS_TELEMETRY_OTLP_ENDPOINT": collector.url})
@@ -146,33 +146,55 @@ def one_round(template: Path, workdir: Path, index: int) -> dict[str, list[float
         mode = mode_of(row, record)
         if mode is not None and row["outcome"] == "succeeded":
             by_mode[mode].append(own_time(row))
-    if not by_mode["healthy"]:
-        return {}
-    healthy = statistics.median(by_mode["healthy"])
-    return {mode: [(own - healthy) * 1000 for own in by_mode[mode]] for mode in ("dead", "silent")}
+    return by_mode
+
+
+def costs(*healthy_and_broken: list[float]) -> list[float]:
+    """Each broken cycle's own time over its process's healthy median (ms).
+
+    Takes each process's healthy and broken times in turn: ``h1, b1, h2, b2, …``.
+    """
+    pairs = zip(healthy_and_broken[::2], healthy_and_broken[1::2], strict=True)
+    return [
+        (own - statistics.median(healthy)) * 1000
+        for healthy, broken in pairs
+        if healthy
+        for own in broken
+    ]
+
+
+def median_cost(*healthy_and_broken: list[float]) -> float:
+    """The median of :func:`costs` (0 when there is none)."""
+    values = costs(*healthy_and_broken)
+    return statistics.median(values) if values else 0.0
 
 
 def measure(report: Report) -> None:
     """``ROUNDS`` agent processes, each switching its collector; goals on the pooled costs."""
-    costs: dict[str, list[float]] = {"dead": [], "silent": []}
     with tempfile.TemporaryDirectory(prefix="hephaestus-bench-") as tmp:
         workdir = Path(tmp)
         # more objectives than cycles: every cycle does the same work (one committed docstring)
         template = make_repo(
             workdir / "template", extra={"inventory/steps.py": objectives_module(0, CYCLES + 8)}
         )
-        for index in range(ROUNDS):
-            for mode, values in one_round(template, workdir, index).items():
-                costs[mode] += values
+        rounds = [one_round(template, workdir, index) for index in range(ROUNDS)]
     report.row(
         f"{ROUNDS} processes x {CYCLES} cycles, the collector switching every "
         f"{TURN_SECONDS:g} s: {' → '.join(SCHEDULE)} → …"
     )
-    for mode, values in costs.items():
+    for mode in ("dead", "silent"):
+        samples = [times for r in rounds for times in (r["healthy"], r[mode])]
+        values = costs(*samples)
         if not values and QUICK:
             report.row(f"{mode}: no cycle fell wholly within a {mode} turn (quick run)")
             continue
-        report.goal(f"{mode} collector: cost per cycle over healthy", 5.0, "ms", values)
+        report.goal(
+            f"{mode} collector: cost per cycle over healthy",
+            5.0,
+            "ms",
+            values,
+            interval=bootstrap(median_cost, *samples),  # healthy medians vary too
+        )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run import OPT_IN, SCENARIOS
+from benchmarks.run import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("module", [*SCENARIOS, *OPT_IN, "run", "http_burst", "e2e_local"])
+@pytest.mark.parametrize("module", [*SCENARIOS, "run", "http_burst", "e2e_local"])
 def test_every_benchmark_module_imports(module: str):
     importlib.import_module(f"benchmarks.{module}")
 

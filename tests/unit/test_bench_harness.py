@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks import harness, instructions
-from benchmarks.harness import Goal, Report, Stats, interleave, quantile, slope
+from benchmarks import run as bench_run
+from benchmarks.broken_collector import costs, median_cost
+from benchmarks.harness import Goal, Report, Stats, bootstrap, interleave, quantile, slope
 from benchmarks.soak import Probe
 from benchmarks.soak import _goals as soak_goals
-from benchmarks.telemetry_overhead import Sample, pooled
+from benchmarks.telemetry_overhead import Sample, pooled, ratio_of_medians
 
 
 def test_quantile_interpolates_between_closest_ranks():
@@ -72,6 +75,75 @@ def test_a_report_is_ok_only_when_every_goal_is_met(capsys):
     assert "MISSED  small enough" in capsys.readouterr().out
 
 
+def test_a_median_over_the_goal_is_noise_while_its_interval_reaches_the_goal():
+    noise = Goal("ratio", 1.03, "x", Stats.of([1.0, 1.05, 1.1]), interval=(0.98, 1.12))
+    missed = Goal("ratio", 1.03, "x", Stats.of([1.0, 1.05, 1.1]), interval=(1.031, 1.12))
+    met = Goal("ratio", 1.03, "x", Stats.of([1.0, 1.02, 1.1]), interval=(0.9, 1.2))
+
+    assert (noise.met, noise.missed, noise.verdict) == (False, False, "noise")
+    assert (missed.met, missed.missed, missed.verdict) == (False, True, "MISSED")
+    assert (met.met, met.missed, met.verdict) == (True, False, "met")
+    assert "noise " in noise.line() and "90% CI 0.980-1.120" in noise.line()
+
+
+def test_a_report_with_a_noisy_goal_is_ok_and_says_which(capsys):
+    report = Report("demo")
+    report.goal("spread", 5, "ms", [1, 2, 6, 7, 30, 40])  # median 6.5, interval reaches 5
+    report.goal("single", 5, "ms", [6])  # one value: no interval, over is missed
+
+    spread, single = report.goals
+    assert spread.verdict == "noise" and spread.interval is not None
+    assert single.verdict == "MISSED" and single.interval is None
+    assert not report.ok
+    assert [g["missed"] for g in report.to_json()["goals"]] == [False, True]
+    report.goals.pop()
+    assert report.ok
+
+
+def test_the_bootstrap_interval_is_seeded_and_narrows_with_agreeing_values():
+    spread = [1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0]
+    low, high = bootstrap(statistics.median, spread)
+
+    assert bootstrap(statistics.median, spread) == (low, high)  # same values, same interval
+    assert 1.0 <= low < statistics.median(spread) < high <= 9.0
+    assert bootstrap(statistics.median, [4.0] * 9) == (4.0, 4.0)
+
+
+def test_the_bootstrap_resamples_each_sample_apart_and_keeps_groups_whole():
+    seen: list[tuple[list[list[int]], list[int]]] = []
+
+    def statistic(groups: list[list[int]], other: list[int]) -> float:
+        seen.append((groups, other))
+        return 0.0
+
+    bootstrap(statistic, [[1, 2], [3, 4]], [], resamples=50)
+
+    assert all(g in ([1, 2], [3, 4]) for groups, _ in seen for g in groups)
+    assert all(len(groups) == 2 and other == [] for groups, other in seen)
+
+
+def test_the_telemetry_ratio_pools_cycles_and_compares_medians():
+    def run(*cycles: float) -> Sample:
+        return Sample(wall=0, cpu=0, cycles=[9.0, *cycles], outcomes=[])
+
+    assert ratio_of_medians([run(2.0, 2.2), run(2.4)], [run(2.0), run(2.0, 1.0)]) == 1.1
+
+
+def test_a_broken_cycle_costs_its_own_time_over_its_own_process_healthy_median():
+    first = ([0.100, 0.110, 0.120], [0.115])  # healthy median 110 ms
+    second = ([0.200], [0.190, 0.230])  # a slower process: healthy 200 ms
+
+    assert costs(*first, *second) == pytest.approx([5.0, -10.0, 30.0])
+    assert median_cost(*first, *second) == pytest.approx(5.0)
+    assert costs([], [0.5]) == [] and median_cost([], [0.5]) == 0.0
+
+
+def test_the_summary_names_missed_goals_first_then_noisy_ones():
+    assert bench_run.verdict([], []) == "all goals met"
+    assert bench_run.verdict([], ["a", "b"]).endswith("within the noise: a, b")
+    assert bench_run.verdict(["x (goal missed)"], ["a"]) == "NOT MET: x (goal missed)"
+
+
 def test_main_writes_the_report_and_exits_1_on_a_missed_goal(tmp_path: Path, monkeypatch):
     out = tmp_path / "report.json"
     monkeypatch.setattr(sys, "argv", ["bench", "--json", str(out)])
@@ -129,7 +201,7 @@ def test_the_soak_catches_a_leak_in_each_quantity():
     leaking = range(10, 18)
     report = Report("soak")
     soak_goals(report, _probes([70.0 + x for x in leaking], leaking, leaking))
-    assert [goal.met for goal in report.goals] == [False, False, False]
+    assert [goal.missed for goal in report.goals] == [True, True, True]
 
 
 def _valgrind_log(pid: int, command: str, instructions: str | None) -> str:
