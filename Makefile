@@ -71,7 +71,7 @@ lint:
 ##        (benchmarks/, docs/performance.md), each scenario in its own process, every goal
 ##        printed next to its measured value and confidence interval; exits non-zero when a
 ##        goal is missed. Not part of `make test`. About ten minutes; installs valgrind with
-##        apt-get when missing (as root); SOAK_SECONDS=120 by default (`make soak` runs the
+##        apt-get when missing (as root); SOAK_SECONDS=100 by default (`make soak` runs the
 ##        full ten-minute soak alone).
 bench: install
 	$(MAKE) --no-print-directory system-deps DEBIAN_DEPS=valgrind:valgrind

@@ -149,7 +149,7 @@ class Goal:
         interval = ""
         if self.interval is not None:
             low, high = self.interval
-            interval = f"{LEVEL:.0%} CI {_fmt(low)}-{_fmt(high)}, "
+            interval = f"{LEVEL:.0%} CI {_fmt(low)} to {_fmt(high)}, "
         return (
             f"  {self.verdict:<6}  {self.name:<46} goal <= {_fmt(self.limit)}"
             f"{self.unit:<3} measured {_fmt(m.median)}{self.unit} "

@@ -9,7 +9,7 @@ minute. Goals: RSS grows at most 1 MiB a minute, and the fewest open fds and thr
 the last quarter of the soak are no more than those of its first quarter (counts dip to
 their resting level between cycles, so a leak raises the minimum).
 
-    python -m benchmarks.soak                    # SOAK_SECONDS (default 120), SOAK_WARMUP
+    python -m benchmarks.soak                    # SOAK_SECONDS (default 100), SOAK_WARMUP
     SOAK_SECONDS=600 python -m benchmarks.soak   # the full ten-minute soak
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from benchmarks.fixtures import history, make_repo, otlp_receiver, serve
 from benchmarks.harness import Report, knob, run, slope
 
-SECONDS = knob("SOAK_SECONDS", 120, 6)
+SECONDS = knob("SOAK_SECONDS", 100, 6)
 WARMUP = knob("SOAK_WARMUP", 20, 2)
 EVERY = 2.0
 MODULES, FUNCTIONS = 40, 40  # more docstrings to write than a soak can get through

@@ -83,7 +83,7 @@ def test_a_median_over_the_goal_is_noise_while_its_interval_reaches_the_goal():
     assert (noise.met, noise.missed, noise.verdict) == (False, False, "noise")
     assert (missed.met, missed.missed, missed.verdict) == (False, True, "MISSED")
     assert (met.met, met.missed, met.verdict) == (True, False, "met")
-    assert "noise " in noise.line() and "90% CI 0.980-1.120" in noise.line()
+    assert "noise " in noise.line() and "90% CI 0.980 to 1.120" in noise.line()
 
 
 def test_a_report_with_a_noisy_goal_is_ok_and_says_which(capsys):
