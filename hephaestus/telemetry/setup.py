@@ -96,8 +96,9 @@ def declare_series(
     for outcome, reason in outcome_reasons:
         metrics.cycles.labels(outcome=outcome, reason=reason)
         metrics.cycle_duration.labels(outcome=outcome)
-    for stage in stages:
-        metrics.stage_duration.labels(stage=stage, outcome="ok")
+    for stage in stages:  # a stage's first failure, too, must be an increase() from zero
+        for outcome in ("ok", "failed"):
+            metrics.stage_duration.labels(stage=stage, outcome=outcome)
     for agent in agents:
         metrics.agent_response.labels(agent=agent)
     for model in models:

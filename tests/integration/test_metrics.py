@@ -433,7 +433,9 @@ def test_a_stamina_retry_is_counted_on_the_registry_metrics_serves():
             for f in REGISTRY.collect()
             if f.name == "stamina_retries"
             for s in f.samples
-            if s.name == "stamina_retries_total" and s.labels["callable"].endswith("flaky")
+            # this flaky alone: another test's `flaky` may share the registry
+            if s.name == "stamina_retries_total"
+            and s.labels["callable"].endswith(flaky.__qualname__)
         }
 
     before = retries()

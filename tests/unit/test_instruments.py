@@ -83,6 +83,21 @@ def test_the_streak_it_is_told_is_the_gauge_and_a_recovery_is_observed_once():
     assert registry.get_sample_value("hephaestus_recovery_seconds_sum") == 7.5
 
 
+def test_every_stage_starts_at_zero_both_ok_and_failed():
+    metrics = telemetry.Metrics(CollectorRegistry())
+    telemetry.declare_series(
+        metrics, outcome_reasons=[], stages=["scan", "plan"], agents=[], provider="p", models=[]
+    )
+
+    for stage in ("scan", "plan"):
+        for outcome in ("ok", "failed"):
+            labels = {"stage": stage, "outcome": outcome}
+            count = "hephaestus_stage_duration_seconds_count"
+            assert metrics.registry.get_sample_value(count, labels) == 0.0
+    rejected = {"stage": "plan", "outcome": "rejected"}  # rarer outcomes appear when they happen
+    assert metrics.registry.get_sample_value(count, rejected) is None
+
+
 def test_a_model_outside_the_configuration_is_labelled_other():
     instruments = quiet_instruments()
 
