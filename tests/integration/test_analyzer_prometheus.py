@@ -48,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 ' and on() sum(increase(hephaestus_cycles_total{outcome="failed"}[1h])) >= 2'
                 " and on() sum(increase(hephaestus_circuit_breaker_transitions_total"
                 '{to_state="open"}[1h])) >= 1'
-                # a series born at its first failure counts from its second sample on
+                # the stage assertions below need a plan that Prometheus saw happen
                 " and on() sum(increase(hephaestus_stage_duration_seconds_count"
                 '{stage="plan"}[1h])) >= 1'
             ),

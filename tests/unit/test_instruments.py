@@ -89,10 +89,10 @@ def test_every_stage_starts_at_zero_both_ok_and_failed():
         metrics, outcome_reasons=[], stages=["scan", "plan"], agents=[], provider="p", models=[]
     )
 
+    count = "hephaestus_stage_duration_seconds_count"
     for stage in ("scan", "plan"):
         for outcome in ("ok", "failed"):
             labels = {"stage": stage, "outcome": outcome}
-            count = "hephaestus_stage_duration_seconds_count"
             assert metrics.registry.get_sample_value(count, labels) == 0.0
     rejected = {"stage": "plan", "outcome": "rejected"}  # rarer outcomes appear when they happen
     assert metrics.registry.get_sample_value(count, rejected) is None
