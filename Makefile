@@ -70,11 +70,11 @@ lint:
 ## bench: the seven performance benchmarks and scenario 1 counted in CPU instructions
 ##        (benchmarks/, docs/performance.md), each scenario in its own process, every goal
 ##        printed next to its measured value and confidence interval; exits non-zero when a
-##        goal is missed. Not part of `make test`. About ten minutes; installs valgrind with
-##        apt-get when missing (as root); SOAK_SECONDS=100 by default (`make soak` runs the
-##        full ten-minute soak alone).
+##        goal is missed. Not part of `make test`. About ten minutes; installs valgrind and
+##        bubblewrap (the sandbox the cycles are measured in) with apt-get when missing (as
+##        root); SOAK_SECONDS=100 by default (`make soak` runs the full ten-minute soak alone).
 bench: install
-	$(MAKE) --no-print-directory system-deps DEBIAN_DEPS=valgrind:valgrind
+	$(MAKE) --no-print-directory system-deps DEBIAN_DEPS="valgrind:valgrind bwrap:bubblewrap"
 	$(BIN)/python -m benchmarks.run
 
 ## bench-instructions: scenario 1 counted in CPU instructions under valgrind alone (about
