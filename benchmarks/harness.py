@@ -205,7 +205,13 @@ class Report:
             "scenario": self.scenario,
             "rows": self.rows,
             "goals": [
-                {**asdict(g), "met": g.met, "missed": g.missed, "line": g.line()}
+                {
+                    **asdict(g),
+                    "met": g.met,
+                    "missed": g.missed,
+                    "verdict": g.verdict,
+                    "line": g.line(),
+                }
                 for g in self.goals
             ],
         }

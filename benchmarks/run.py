@@ -61,7 +61,7 @@ def main(names: list[str]) -> int:
             code, goals = run_scenario(name, Path(tmp) / f"{name}.json")
             took.append(f"{name} {time.monotonic() - begun:.0f}")
             lines += [str(goal["line"]) for goal in goals]
-            noise += [str(goal["name"]) for goal in goals if not goal["met"] and not goal["missed"]]
+            noise += [str(goal["name"]) for goal in goals if goal["verdict"] == "noise"]
             if code != 0:
                 missed = any(goal["missed"] for goal in goals)
                 failed.append(f"{name} ({'goal missed' if missed else f'crashed, exit {code}'})")

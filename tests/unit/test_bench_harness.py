@@ -96,6 +96,7 @@ def test_a_report_with_a_noisy_goal_is_ok_and_says_which(capsys):
     assert single.verdict == "MISSED" and single.interval is None
     assert not report.ok
     assert [g["missed"] for g in report.to_json()["goals"]] == [False, True]
+    assert [g["verdict"] for g in report.to_json()["goals"]] == ["noise", "MISSED"]
     report.goals.pop()
     assert report.ok
 
